@@ -1,0 +1,152 @@
+"""Minimal test harness shared by the Python suites (black-box, reload, e2e, faults).
+
+A suite registers cases with @case and calls main(). Each case is a function;
+it passes unless it raises. Results go to stdout, one line per case, and to
+$CUTOVER_RESULTS/<suite> as "passed failed" for scripts/test to add up.
+Processes started through Agent/Proc are stopped by PID, never by name.
+"""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_CASES = []
+
+
+def case(fn):
+    _CASES.append(fn)
+    return fn
+
+
+def agent_binary():
+    return os.environ.get("CUTOVER_SPOA", os.path.join(ROOT, "build", "cutover-spoa"))
+
+
+def sanitized():
+    """True when the agent under test was built with ASan (scripts/test sets it)."""
+    return os.environ.get("CUTOVER_SANITIZED") == "1"
+
+
+def free_port(host="127.0.0.1"):
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_port(host, port, timeout=10.0, proc=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError("process exited with %s before listening on %s:%d"
+                                 % (proc.returncode, host, port))
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("nothing listens on %s:%d after %.1fs" % (host, port, timeout))
+
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:", "SUMMARY: UndefinedBehaviorSanitizer")
+
+
+class Proc:
+    """A child process with its output in a log file, stopped by PID."""
+
+    def __init__(self, argv, name, env=None, workdir=None):
+        self.workdir = workdir or tempfile.mkdtemp(prefix="cutover-")
+        self.log_path = os.path.join(self.workdir, name + ".log")
+        self._log = open(self.log_path, "ab")
+        e = dict(os.environ)
+        e.update(env or {})
+        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=e)
+        self.pid = self.proc.pid
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def signal(self, sig):
+        if self.alive():
+            os.kill(self.pid, sig)
+
+    def stop(self, sig=signal.SIGTERM, timeout=10.0):
+        """Stops the process; returns its exit code (negative: killed by signal)."""
+        if self.alive():
+            os.kill(self.pid, sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.proc.wait()
+                raise AssertionError("%s did not stop within %.0fs of signal %d"
+                                     % (self.log_path, timeout, sig))
+        self._log.close()
+        return self.proc.returncode
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def sanitizer_report(self):
+        text = self.log()
+        for m in SANITIZER_MARKS:
+            if m in text:
+                return text
+        return None
+
+
+class Agent(Proc):
+    """The real cutover-spoa binary on a free loopback port."""
+
+    def __init__(self, config, threads=1, extra=(), host="127.0.0.1", port=None,
+                 metrics=False, workdir=None):
+        self.host = host
+        self.port = port or free_port(host)
+        self.metrics_port = free_port() if metrics else None
+        argv = [agent_binary(), "--config", config, "--listen",
+                "%s:%d" % ("[%s]" % host if ":" in host else host, self.port),
+                "--threads", str(threads), "--log-level", "debug"]
+        if self.metrics_port:
+            argv += ["--metrics", "127.0.0.1:%d" % self.metrics_port]
+        argv += list(extra)
+        super().__init__(argv, "agent", workdir=workdir)
+        wait_port(host, self.port, proc=self.proc)
+
+    def stop(self, sig=signal.SIGTERM, timeout=10.0):
+        rc = super().stop(sig, timeout)
+        report = self.sanitizer_report()
+        if report:
+            raise AssertionError("sanitizer report in agent log:\n" + report[-4000:])
+        return rc
+
+
+def main(suite):
+    only = set(sys.argv[1:])
+    passed = failed = 0
+    for fn in _CASES:
+        if only and fn.__name__ not in only:
+            continue
+        t0 = time.monotonic()
+        try:
+            fn()
+        except Exception:  # noqa: BLE001 - a case fails on any exception
+            failed += 1
+            print("FAIL %s (%.1fs)" % (fn.__name__, time.monotonic() - t0))
+            traceback.print_exc(file=sys.stdout)
+        else:
+            passed += 1
+            print("ok   %s (%.1fs)" % (fn.__name__, time.monotonic() - t0))
+        sys.stdout.flush()
+    print("%s: %d passed, %d failed" % (suite, passed, failed))
+    out = os.environ.get("CUTOVER_RESULTS")
+    if out:
+        with open(os.path.join(out, suite), "w") as f:
+            f.write("%d %d\n" % (passed, failed))
+    sys.exit(1 if failed or not passed else 0)
