@@ -1,0 +1,3 @@
+/* placeholder: replaced by its owner */
+#include <check.h>
+int main(void) { return 1; }
