@@ -72,10 +72,6 @@ class Proc:
     def alive(self):
         return self.proc.poll() is None
 
-    def signal(self, sig):
-        if self.alive():
-            os.kill(self.pid, sig)
-
     def stop(self, sig=signal.SIGTERM, timeout=10.0):
         """Stops the process; returns its exit code (negative: killed by signal)."""
         if self.alive():
@@ -89,6 +85,12 @@ class Proc:
                                      % (self.log_path, timeout, sig))
         self._log.close()
         return self.proc.returncode
+
+    # Defined after stop(): in the class body this name shadows the signal
+    # module, which stop()'s default argument needs.
+    def signal(self, sig):
+        if self.alive():
+            os.kill(self.pid, sig)
 
     def log(self):
         with open(self.log_path, "rb") as f:
