@@ -309,3 +309,84 @@ class Prober(_Thread):
             self.stop_event.wait(self.interval)
         if client is not None:
             client.close()
+
+
+class RogueAgent(_Thread):
+    """An agent that answers every NOTIFY with the actions answer(args)
+    returns (bytes of set-var actions): a stand-in for a compromised or buggy
+    agent, to see what haproxy.cfg lets it do. Serves health checks too."""
+
+    def __init__(self, answer, host="127.0.0.1", port=0):
+        super().__init__()
+        self.answer = answer
+        self.lsock = socket.create_server((host, port))
+        self.lsock.settimeout(0.2)
+        self.port = self.lsock.getsockname()[1]
+        self.notifies = 0
+
+    def run(self):
+        sel = selectors.DefaultSelector()
+        sel.register(self.lsock, selectors.EVENT_READ, None)
+        try:
+            while not self.stop_event.is_set():
+                for key, _ in sel.select(0.2):
+                    if key.data is None:
+                        try:
+                            c, _ = self.lsock.accept()
+                        except OSError:
+                            continue
+                        c.setblocking(True)
+                        c.settimeout(2)
+                        sel.register(c, selectors.EVENT_READ, {"buf": b""})
+                        continue
+                    c = key.fileobj
+                    try:
+                        data = c.recv(65536)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        sel.unregister(c)
+                        c.close()
+                        continue
+                    try:
+                        out = self._answer(key.data, data)
+                    except sp.Malformed:
+                        out = None  # not SPOP (HAProxy sent it HTTP?): drop it
+                    if out is None:
+                        sel.unregister(c)
+                        c.close()
+                        continue
+                    if out:
+                        try:
+                            c.sendall(out)
+                        except OSError:
+                            sel.unregister(c)
+                            c.close()
+        except Exception as e:  # noqa: BLE001 - reported by the case
+            self.error = repr(e)
+        finally:
+            for key in list(sel.get_map().values()):
+                key.fileobj.close()
+            sel.close()
+
+    def _answer(self, state, data):
+        buf = state["buf"] + data
+        if len(buf) >= 4 and struct.unpack_from(">I", buf)[0] > 16380:
+            raise sp.Malformed("frame length %d" % struct.unpack_from(">I", buf)[0])
+        frames, state["buf"] = sp.split_frames(buf)
+        out = b""
+        for ftype, _, sid, fid, payload in frames:
+            if ftype == sp.HAPROXY_HELLO:
+                kv = sp.parse_kvlist(payload)
+                out += sp.agent_hello(min(16380, kv.get("max-frame-size", 16380)))
+            elif ftype == sp.NOTIFY:
+                self.notifies += 1
+                args = {}
+                for _, a in sp.parse_messages(payload):
+                    args.update(a)
+                out += sp.ack(sid, fid, self.answer(args))
+            elif ftype == sp.HAPROXY_DISCONNECT:
+                out += sp.agent_disconnect()
+            else:
+                raise sp.Malformed("frame type %d" % ftype)
+        return out

@@ -168,6 +168,23 @@ def parse_kvlist(payload):
     return out
 
 
+def parse_messages(payload):
+    """NOTIFY payload -> [(message name, {arg name: value})]."""
+    out, i = [], 0
+    while i < len(payload):
+        name, i = read_lstr(payload, i)
+        if i >= len(payload):
+            raise Malformed("nb-args past end")
+        nargs = payload[i]
+        i += 1
+        args = {}
+        for _ in range(nargs):
+            k, i = read_lstr(payload, i)
+            args[k.decode("latin-1")], i = read_typed(payload, i)
+        out.append((name.decode("latin-1"), args))
+    return out
+
+
 def parse_actions(payload):
     """ACK payload -> {"txn.backend": value, "proc.phase": value, ...}.
     A set-var with a NULL value is kept as None (it unsets)."""
@@ -286,3 +303,25 @@ def read_disconnect(sock, timeout=5.0):
         for f in frames:
             if f[0] == AGENT_DISCONNECT:
                 return parse_kvlist(f[4])
+
+
+# --- the agent's side, for a rogue agent ------------------------------------
+
+def agent_hello(max_frame=16380, caps="pipelining"):
+    return frame(AGENT_HELLO, kvlist([("version", t_string("2.0")),
+                                      ("max-frame-size", t_uint32(max_frame)),
+                                      ("capabilities", t_string(caps))]))
+
+
+def set_var(scope, name, typed):
+    """scope: 0 proc .. 4 res; typed: encoded typed value."""
+    return bytes([1, 3, scope]) + lstr(name) + typed
+
+
+def ack(sid, fid, actions=b""):
+    return frame(ACK, actions, sid, fid)
+
+
+def agent_disconnect(status=0, message="normal"):
+    return frame(AGENT_DISCONNECT, kvlist([("status-code", t_uint32(status)),
+                                           ("message", t_string(message))]))

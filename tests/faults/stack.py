@@ -1,0 +1,258 @@
+"""The whole system on free loopback ports, for the fault cases: the four
+sample apps on their OLD and NEW databases, the replicator, two agents on a
+private copy of conf/cutover.yaml, and HAProxy with haproxy/haproxy.cfg
+(addresses through its CUTOVER_* environment variables).
+
+Every process is started through the harness and stopped by its PID. The
+Stack remembers every agent it started and how each one ended, so a case can
+count crashes: an agent that died without being told to, that exited non-zero
+on SIGTERM, or that left a sanitizer report.
+"""
+import http.client
+import os
+import re
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+import harness  # noqa: E402
+
+ROOT = harness.ROOT
+APPS = os.path.join(ROOT, "scripts", "apps")
+PLAN = os.path.join(ROOT, "conf", "cutover.yaml")
+HAPROXY_CFG = os.path.join(ROOT, "haproxy", "haproxy.cfg")
+SPOE_CONF = os.path.join(ROOT, "haproxy", "cutover.spoe")
+ROLES = ("old-query", "old-command", "new-query", "new-command")
+_PHASE_LINE = re.compile(r"^phase:.*$", re.M)
+
+
+def plan_text(phase, source=PLAN):
+    """The sample plan with its top-level phase set to `phase`."""
+    with open(source) as f:
+        text = f.read()
+    if not _PHASE_LINE.search(text):
+        raise AssertionError("%s has no top-level `phase:` line" % source)
+    return _PHASE_LINE.sub("phase: %s" % phase, text, count=1)
+
+
+def write_atomic(path, data):
+    """Replaces path by rename, as editors and deploy tools do."""
+    tmp = path + ".tmp-%d" % os.getpid()
+    with open(tmp, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+    os.rename(tmp, path)
+
+
+class Stack:
+    def __init__(self, phase, name="stack", agents=2, replicator=True, agent_extra=(),
+                 agent_override=None):
+        """agent_override: HAProxy's two agent addresses, for agents the
+        caller runs itself (then pass agents=0)."""
+        self.dir = tempfile.mkdtemp(prefix="cutover-faults-%s-" % name)
+        self.phase = phase
+        self.plan_path = os.path.join(self.dir, "cutover.yaml")
+        write_atomic(self.plan_path, plan_text(phase))
+        self.agent_extra = list(agent_extra)
+        self.procs = []
+        self.agents = [None] * agents
+        self.agent_ports = [harness.free_port() for _ in range(agents)]
+        self.agent_addrs = agent_override or ["127.0.0.1:%d" % p for p in self.agent_ports]
+        self.agent_history = []  # (agent, how it was stopped: None | signal)
+        self.crashes = []
+        try:
+            self._start(phase, replicator)
+        except BaseException:
+            self.stop(check=False)
+            raise
+
+    # --- start ----------------------------------------------------------------
+
+    def _start(self, phase, replicator):
+        self.db = {"old": os.path.join(self.dir, "old.db"), "new": os.path.join(self.dir, "new.db")}
+        self.app_ports = {}
+        for role in ROLES:
+            port = harness.free_port()
+            self.app_ports[role] = port
+            p = harness.Proc([sys.executable, os.path.join(APPS, "shop.py"), "--role", role,
+                              "--db", self.db[role.split("-")[0]], "--listen",
+                              "127.0.0.1:%d" % port], role, workdir=self.dir)
+            self.procs.append(p)
+        for role in ROLES:
+            harness.wait_port("127.0.0.1", self.app_ports[role], proc=self._proc(role).proc)
+        self.replicator = None
+        if replicator:
+            self.replicator = harness.Proc(
+                [sys.executable, os.path.join(APPS, "replicator.py"), "--old", self.db["old"],
+                 "--new", self.db["new"]], "replicator", workdir=self.dir)
+            self.procs.append(self.replicator)
+        for i in range(len(self.agents)):
+            self.start_agent(i)
+        self.http_port = harness.free_port()
+        self.stats_socket = os.path.join(self.dir, "haproxy.sock")
+        env = {
+            "CUTOVER_HTTP_BIND": "127.0.0.1:%d" % self.http_port,
+            "CUTOVER_AGENT1": self.agent_addrs[0],
+            "CUTOVER_AGENT2": self.agent_addrs[-1],
+            "CUTOVER_OLD_QUERY": "127.0.0.1:%d" % self.app_ports["old-query"],
+            "CUTOVER_OLD_COMMAND": "127.0.0.1:%d" % self.app_ports["old-command"],
+            "CUTOVER_NEW_QUERY": "127.0.0.1:%d" % self.app_ports["new-query"],
+            "CUTOVER_NEW_COMMAND": "127.0.0.1:%d" % self.app_ports["new-command"],
+            "CUTOVER_DEFAULT_APP": "127.0.0.1:%d" % self.app_ports["old-query"],
+            "CUTOVER_SPOE_CONF": SPOE_CONF,
+            "CUTOVER_STATS_SOCKET": self.stats_socket,
+            "CUTOVER_LOG": "stdout",
+            "CUTOVER_START_PHASE": str(phase),
+            "CUTOVER_NBTHREAD": "2",
+        }
+        self.haproxy = harness.Proc([os.environ.get("HAPROXY", "haproxy"), "-db", "-f", HAPROXY_CFG],
+                                    "haproxy", env=env, workdir=self.dir)
+        self.procs.append(self.haproxy)
+        self.haproxy_pid = self.haproxy.pid
+        harness.wait_port("127.0.0.1", self.http_port, proc=self.haproxy.proc)
+        self.wait_agents_up()
+
+    def _proc(self, name):
+        return next(p for p in self.procs if os.path.basename(p.log_path) == name + ".log")
+
+    def start_agent(self, i):
+        """Starts agent i on its port (again, after a stop)."""
+        if self.agents[i] is not None and self.agents[i].alive():
+            raise AssertionError("agent %d is still running" % i)
+        a = harness.Agent(self.plan_path, threads=2, port=self.agent_ports[i],
+                          extra=self.agent_extra, workdir=self._agent_dir(i))
+        self.agents[i] = a
+        self.agent_history.append([a, None])
+        return a
+
+    def _agent_dir(self, i):
+        d = os.path.join(self.dir, "agent%d-%d" % (i + 1, len(self.agent_history)))
+        os.makedirs(d)
+        return d
+
+    # --- faults ---------------------------------------------------------------
+
+    def stop_agent(self, i, sig=signal.SIGTERM):
+        """Stops agent i with sig; returns its exit code. SIGTERM must end
+        in exit 0, anything else counts as a crash."""
+        a = self.agents[i]
+        for entry in self.agent_history:
+            if entry[0] is a:
+                if not a.alive():
+                    self.crashes.append("agent %d (pid %d) was already dead: exit %s"
+                                        % (i + 1, a.pid, a.proc.returncode))
+                entry[1] = sig
+        try:
+            rc = a.stop(sig)
+        except AssertionError as e:  # sanitizer report, or did not stop
+            self.crashes.append("agent %d (pid %d): %s" % (i + 1, a.pid, str(e)[:2000]))
+            return None
+        if sig == signal.SIGTERM and rc != 0:
+            self.crashes.append("agent %d (pid %d) exited %s on SIGTERM" % (i + 1, a.pid, rc))
+        return rc
+
+    def agent_log(self, i=None):
+        """Text of every log of agent i (all its runs), or of all agents."""
+        out = []
+        for a, _ in self.agent_history:
+            if i is None or a.port == self.agent_ports[i]:
+                out.append(a.log())
+        return "".join(out)
+
+    def set_phase(self, phase):
+        write_atomic(self.plan_path, plan_text(phase))
+        self.phase = phase
+
+    # --- HAProxy --------------------------------------------------------------
+
+    def haproxy_cmd(self, cmd):
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(5)
+        s.connect(self.stats_socket)
+        s.sendall(cmd.encode() + b"\n")
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+        s.close()
+        return out.decode()
+
+    def agent_states(self):
+        """{"agent1": "UP"|"DOWN"|..., ...} from HAProxy's stats."""
+        out = {}
+        for line in self.haproxy_cmd("show stat").splitlines():
+            f = line.split(",")
+            if len(f) > 17 and f[0] == "cutover_agents" and f[1].startswith("agent"):
+                out[f[1]] = f[17]
+        return out
+
+    def wait_agents_up(self, names=None, timeout=15.0):
+        names = names or ["agent%d" % (i + 1) for i in range(len(self.agents))
+                          if self.agents[i] is not None and self.agents[i].alive()]
+        deadline = time.monotonic() + timeout
+        while True:
+            st = self.agent_states()
+            if all(st.get(n, "").startswith("UP") for n in names):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError("HAProxy does not see %s UP: %r" % (names, st))
+            time.sleep(0.1)
+
+    def wait_agents_down(self, timeout=15.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            st = self.agent_states()
+            if st and all(v.startswith("DOWN") for v in st.values()):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError("HAProxy still sees agents: %r" % st)
+            time.sleep(0.1)
+
+    def request(self, method, path, body=None, timeout=10):
+        """One request through HAProxy -> (status, X-Served-By, body bytes)."""
+        c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=timeout)
+        try:
+            headers = {"Content-Type": "application/json"} if body is not None else {}
+            c.request(method, path, body=body, headers=headers)
+            r = c.getresponse()
+            data = r.read()
+            return r.status, r.getheader("X-Served-By"), data
+        finally:
+            c.close()
+
+    def haproxy_log(self):
+        return self.haproxy.log()
+
+    # --- stop -----------------------------------------------------------------
+
+    def stop(self, check=True):
+        """Stops everything (agents first, HAProxy last) and returns the
+        crashes seen: agents dead unasked, non-zero exits, sanitizer reports,
+        HAProxy or an app found dead."""
+        for i, a in enumerate(self.agents):
+            if a is not None and a.alive():
+                self.stop_agent(i)
+            elif a is not None and not any(e[0] is a and e[1] for e in self.agent_history):
+                self.crashes.append("agent %d (pid %d) died unasked: exit %s"
+                                    % (i + 1, a.pid, a.proc.returncode))
+                try:
+                    a.stop()
+                except AssertionError as e:
+                    self.crashes.append(str(e)[:2000])
+        for p in reversed(self.procs):
+            name = os.path.basename(p.log_path)
+            if not p.alive():
+                self.crashes.append("%s (pid %d) died: exit %s" % (name, p.pid, p.proc.returncode))
+            try:
+                p.stop()
+            except AssertionError as e:
+                self.crashes.append(str(e))
+        if check and not self.crashes and os.environ.get("CUTOVER_KEEP_LOGS") != "1":
+            shutil.rmtree(self.dir, ignore_errors=True)
+        return self.crashes

@@ -1,0 +1,671 @@
+#!/usr/bin/env python3
+"""Faults suite (issue 5): restarts, crashes, all agents down, bad plans
+applied live, hostile SPOP peers, security properties and a valgrind run.
+
+Every case runs the real agent (CUTOVER_SPOA, default build/cutover-spoa) and,
+except the SPOP-only parts, the real HAProxy and sample apps under a steady
+bounded load of reads and writes (scripts/apps/load.py). Each case prints one
+FIGURES line: what was injected, the load, requests sent and failed, plans
+rejected, crashes. docs/reliability.md is filled from those lines.
+Set CUTOVER_FAULTS_FIGURES=FILE to also get them as JSON lines.
+"""
+import json
+import os
+import random
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+import bad_plans  # noqa: E402
+import harness  # noqa: E402
+import hostile  # noqa: E402
+import spop_peer as sp  # noqa: E402
+from harness import case  # noqa: E402
+from stack import PLAN, Stack, plan_text, write_atomic  # noqa: E402
+from traffic import LoadRun  # noqa: E402
+
+# 1,000 client connections here and as many in the agent: children inherit
+# the raised soft limit.
+_soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+_want = 16384 if _hard == resource.RLIM_INFINITY else min(_hard, 16384)
+if _soft < _want:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (_want, _hard))
+
+LOAD_RATE = 200           # requests per second through HAProxy, reads and writes
+REJECT_LINE = r"%s:\d+:\d+: "  # the agent's rejection of a bad plan, per design.md
+
+
+def figures(name, injected, load, sent, failed, rejected, crashes, **extra):
+    row = dict(case=name, injected=injected, load=load, sent=sent, failed=failed,
+               rejected=rejected, crashes=crashes, **extra)
+    print("FIGURES " + json.dumps(row, sort_keys=True))
+    out = os.environ.get("CUTOVER_FAULTS_FIGURES")
+    if out:
+        with open(out, "a") as f:
+            f.write(json.dumps(row, sort_keys=True) + "\n")
+
+
+def load_desc(run):
+    return "%d req/s for %.0f s, %d%% writes, %d clients" % (
+        run.rate, run.seconds, run.write_percent, run.clients)
+
+
+def finish(stack, run, name, injected, rejected=0, **extra):
+    """Waits for the load, stops the stack, prints the figures and asserts
+    zero failed requests, zero lost writes, zero crashes, same HAProxy."""
+    res = run.wait()
+    same_haproxy = stack.haproxy.alive() and stack.haproxy.pid == stack.haproxy_pid
+    crashes = stack.stop()
+    figures(name, injected, load_desc(run), res["sent"], res["failed"], rejected,
+            len(crashes), lost_writes=res["lost"], **extra)
+    assert not crashes, "crashes: %s" % crashes
+    assert same_haproxy, "HAProxy was restarted or died"
+    assert res["sent"] > 0, "the load sent nothing"
+    assert res["failed"] == 0, "%d of %d requests failed: %s" % (
+        res["failed"], res["sent"], res["failures"][:5])
+    assert res["lost"] == 0, "%d acknowledged writes lost" % res["lost"]
+
+
+# --- agents restarted, killed, all down ---------------------------------------
+
+@case
+def planned_restart_of_one_agent():
+    stack = Stack(phase=6, name="restart")
+    run = LoadRun(stack, seconds=12, rate=LOAD_RATE)
+    try:
+        time.sleep(3)
+        rc = stack.stop_agent(0, signal.SIGTERM)
+        assert rc == 0, "agent 1 exited %s on SIGTERM" % rc
+        time.sleep(2)
+        stack.start_agent(0)
+        stack.wait_agents_up()
+    except BaseException:
+        run.abort()
+        stack.stop(check=False)
+        raise
+    finish(stack, run, "planned restart of one of two agents",
+           "SIGTERM to agent 1 at 3 s, started again 2 s later")
+
+
+@case
+def crash_of_one_agent():
+    seed = int(os.environ.get("CUTOVER_FAULTS_SEED", random.randrange(1 << 30)))
+    rnd = random.Random(seed)
+    stack = Stack(phase=6, name="crash")
+    run = LoadRun(stack, seconds=12, rate=LOAD_RATE)
+    at = rnd.uniform(2.0, 6.0)
+    victim = rnd.randrange(2)
+    try:
+        time.sleep(at)
+        stack.stop_agent(victim, signal.SIGKILL)
+        time.sleep(2)
+        stack.start_agent(victim)
+        stack.wait_agents_up()
+    except BaseException:
+        run.abort()
+        stack.stop(check=False)
+        raise
+    finish(stack, run, "crash of one of two agents",
+           "SIGKILL to agent %d at %.2f s (seed %d), started again 2 s later"
+           % (victim + 1, at, seed))
+
+
+@case
+def all_agents_down():
+    """Both agents stop; HAProxy keeps routing by the last phase an agent
+    reported (6: writes to NEW). The plan moves to 5 (writes back to OLD)
+    while nobody reads it; when an agent returns, routing follows the plan."""
+    stack = Stack(phase=6, name="alldown")
+    run = LoadRun(stack, seconds=16, rate=LOAD_RATE)
+    observed = {}
+    try:
+        time.sleep(2)
+        observed["up, phase 6"] = probe_write(stack)
+        for i in range(2):
+            assert stack.stop_agent(i) == 0
+        stack.wait_agents_down()
+        observed["down, last phase 6"] = probe_write(stack)
+        stack.set_phase(5)
+        time.sleep(1.5)
+        observed["down, plan at 5"] = probe_write(stack)
+        stack.start_agent(1)
+        stack.wait_agents_up(["agent2"])
+        observed["agent 2 back, plan at 5"] = probe_write(stack)
+        stack.start_agent(0)
+        stack.wait_agents_up()
+    except BaseException:
+        run.abort()
+        stack.stop(check=False)
+        raise
+    log = stack.haproxy_log()
+    fallback_lines = len(re.findall(r" fb=1 ", log))
+    print("routing of a write seen at each step: %s" % observed)
+    want = {"up, phase 6": "new-command", "down, last phase 6": "new-command",
+            "down, plan at 5": "new-command", "agent 2 back, plan at 5": "old-command"}
+    finish(stack, run, "all agents down",
+           "SIGTERM to both agents at 2 s; plan moved 6 -> 5 while down; agent 2 then "
+           "agent 1 started again", fallback_requests=fallback_lines)
+    assert observed == want, "routing while down/after: %r, want %r" % (observed, want)
+    assert fallback_lines > 0, "no request was routed by the fallback"
+
+
+def probe_write(stack):
+    """Which app served a write of the OLD API (new-command from phase 6)."""
+    st, served, body = stack.request("POST", "/command/api/squids",
+                                      body=json.dumps({"name": "probe", "price": 1}))
+    assert st == 201, "probe write: %d %r" % (st, body[:200])
+    return served
+
+
+# --- bad plans applied live ---------------------------------------------------
+
+def agent_check(path):
+    """`cutover-spoa --check path` -> (exit code, output)."""
+    p = subprocess.run([harness.agent_binary(), "--check", path], capture_output=True,
+                       timeout=60)
+    return p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace")
+
+
+def plan_backends(text):
+    """Backend names the sample plan declares (design.md), as the plan text
+    spells them: each must occur in it."""
+    names = ["old_query", "old_command", "new_query", "new_command"]
+    for n in names:
+        assert n in text, "backend %s not in the plan" % n
+    return names
+
+
+@case
+def bad_plans_applied_live():
+    stack = Stack(phase=6, name="badplans")
+    good = plan_text(6)
+    # Stage every edit and let --check classify it (a truncation that keeps a
+    # whole plan is not a bad edit); the kinds of MUST_REJECT must be rejected.
+    stage = os.path.join(stack.dir, "staged.yaml")
+    edits, skipped = [], 0
+    for kind, what, content in bad_plans.bad_edits(good, plan_backends(good)):
+        if content is None:
+            edits.append((kind, what, None, None))
+            continue
+        write_atomic(stage, content)
+        rc, out = agent_check(stage)
+        if rc == 0:
+            assert kind not in bad_plans.MUST_REJECT, "--check accepts %s: %s" % (kind, what)
+            skipped += 1
+            continue
+        m = re.search(REJECT_LINE % re.escape(stage) + "(.*)", out)
+        assert m, "--check rejects %s (%s) without file:line:column: %r" % (kind, what, out[:300])
+        edits.append((kind, what, content, out))
+    assert len(edits) >= 100, "only %d bad edits generated" % len(edits)
+
+    run = LoadRun(stack, seconds=len(edits) * 0.3 + 8, rate=LOAD_RATE)
+    prober = hostile.Prober("127.0.0.1", stack.agent_ports[0], interval=0.05)
+    prober.start()
+    pattern = re.compile(REJECT_LINE % re.escape(stack.plan_path))
+    tail = LogTail(stack.agents[0].log_path)
+    unseen, on_delete = [], None
+    expected = 0
+    try:
+        time.sleep(2)
+        for kind, what, content, _ in edits:
+            tail.read()
+            if content is None:
+                # Deleting the plan is also how a delete-then-recreate edit
+                # starts: the agent keeps its plan and waits; no line:column.
+                os.unlink(stack.plan_path)
+                time.sleep(1.2)
+                on_delete = tail.read()[-400:] or "(nothing logged)"
+                continue
+            expected += 1
+            write_atomic(stack.plan_path, content)
+            # Each edit must be picked up (within 1 s by contract) and
+            # rejected with its line and column; wait up to 3 s for it.
+            deadline = time.monotonic() + 3.0
+            while not pattern.search(tail.read()):
+                if time.monotonic() > deadline:
+                    unseen.append("%s: %s" % (kind, what))
+                    break
+                time.sleep(0.02)
+            time.sleep(0.1)
+        served_phase_during = set(prober.phases)
+        http_during = stack.request("GET", "/query/api/squids")[:2]
+        # A good edit afterwards is picked up.
+        write_atomic(stack.plan_path, plan_text(5))
+        deadline = time.monotonic() + 3.0
+        c = sp.Client("127.0.0.1", stack.agent_ports[0])
+        while True:
+            phase_after = c.decide("GET", "/query/api/squids/1").get("txn.phase")
+            if phase_after == 5 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        c.close()
+    except BaseException:
+        prober.stop()
+        run.abort()
+        stack.stop(check=False)
+        raise
+    prober.stop()
+    rejected1 = len(pattern.findall(stack.agent_log(0)))
+    rejected2 = len(pattern.findall(stack.agent_log(1)))
+    finish(stack, run, "bad plans applied live",
+           "%d generated bad edits of the live plan, the file deleted once, then a good edit "
+           "(%d generated truncations that --check accepts were not applied)"
+           % (expected, skipped), rejected=rejected1, rejected_agent2=rejected2,
+           probe_failures=prober.failed)
+    print("rejections logged: agent 1 %d, agent 2 %d, for %d bad edits" % (rejected1, rejected2, expected))
+    print("agent 1 on deletion: %s" % on_delete)
+    assert not unseen, "%d edits not rejected within 3 s: %s" % (len(unseen), unseen[:10])
+    assert rejected1 >= expected and rejected2 >= expected, \
+        "rejection lines: %d and %d for %d edits" % (rejected1, rejected2, expected)
+    assert served_phase_during == {6}, "phases served during bad edits: %r" % served_phase_during
+    assert prober.failed == 0, "SPOP probe failed %d times: %s" % (prober.failed, prober.last_error)
+    assert http_during == (200, "new-query"), "HTTP probe during bad edits: %r" % (http_during,)
+    assert phase_after == 5, "good edit not picked up: phase %r" % phase_after
+
+
+class LogTail:
+    """New complete lines of a growing log file, read incrementally."""
+
+    def __init__(self, path):
+        self.path = path
+        self.offset = 0
+
+    def read(self):
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read()
+        end = data.rfind(b"\n") + 1
+        self.offset += end
+        return data[:end].decode("utf-8", "replace")
+
+
+# --- hostile SPOP peers -------------------------------------------------------
+
+def vm_rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+@case
+def hostile_spop_peers():
+    stack = Stack(phase=6, name="hostile")
+    run = LoadRun(stack, seconds=25, rate=LOAD_RATE)
+    agent = stack.agents[0]
+    host, port = "127.0.0.1", agent.port
+    prober = hostile.Prober(host, port, interval=0.02)
+    results = {}
+    try:
+        time.sleep(1.5)
+        rss_before = vm_rss_kib(agent.pid)
+        prober.start()
+        # Bad frames, each on its own connection.
+        wrong = []
+        for name, data, hello_first, statuses in hostile.MALFORMED:
+            got = hostile.send_malformed(host, port, name, data, hello_first)
+            results["malformed: " + name] = got
+            if statuses == "close":
+                continue
+            if statuses is None:
+                ok = got is None or got != 0
+            else:
+                ok = got in statuses
+            if not ok:
+                wrong.append("%s: status %r, want %r" % (name, got, statuses))
+            assert agent.alive(), "agent exited after %s" % name
+        # Connections that send nothing, and one byte a second.
+        idle = hostile.IdlePeers(host, port, 50)
+        slow = hostile.SlowPeer(host, port, seconds=8)
+        slow.start()
+        # A peer that never reads its ACKs.
+        nonreader = hostile.NonReader(host, port)
+        nonreader.flood(seconds=8, max_bytes=64 << 20, stall=2.0)
+        results["non-reader"] = "%d MiB sent, back-pressure: %s, closed by agent: %s" % (
+            nonreader.sent_bytes >> 20, nonreader.stalled, nonreader.closed_by_agent)
+        # 1,000 connections at once, while all the above are still open.
+        hellos, acks, closed = hostile.open_at_once(host, port, 1000, timeout=30)
+        results["1000 at once"] = "%d hellos, %d acks, %d closed" % (hellos, acks, closed)
+        rss_peak = vm_rss_kib(agent.pid)
+        slow.stop(timeout=12)
+        results["slow peer"] = slow.outcome
+        results["idle peers closed by agent"] = idle.closed()
+        idle.close()
+        nonreader.close()
+        time.sleep(1)
+        rss_after = vm_rss_kib(agent.pid)
+        assert agent.alive(), "agent exited"
+    except BaseException:
+        prober.stop()
+        run.abort()
+        stack.stop(check=False)
+        raise
+    prober.stop()
+    limit = 512 << 10 if harness.sanitized() else 64 << 10
+    for k, v in results.items():
+        print("  %s: %s" % (k, v))
+    print("agent RSS: before %d KiB, peak %d KiB, after %d KiB (bound %d KiB); "
+          "probe %d ok, %d failed" % (rss_before, rss_peak, rss_after, limit, prober.ok,
+                                     prober.failed))
+    finish(stack, run, "hostile SPOP peers against a loaded agent",
+           "%d malformed frames, 50 idle clients, a 1-byte/s client, a never-reading "
+           "flooder (%d MiB), 1,000 connections at once, all on agent 1"
+           % (len(hostile.MALFORMED), nonreader.sent_bytes >> 20),
+           rss_kib=[rss_before, rss_peak, rss_after], probe_ok=prober.ok,
+           probe_failed=prober.failed)
+    assert not wrong, "wrong DISCONNECT statuses: %s" % wrong
+    assert hellos == 1000 and acks == 1000, "1,000 at once: %s" % results["1000 at once"]
+    assert nonreader.stalled or nonreader.closed_by_agent, \
+        "the agent read %d MiB from a peer that never reads its ACKs" % (nonreader.sent_bytes >> 20)
+    assert max(rss_peak, rss_after) < limit, "agent RSS %d KiB over %d" % (max(rss_peak, rss_after), limit)
+    assert prober.ok > 0 and prober.failed == 0, \
+        "normal client: %d ok, %d failed (%s)" % (prober.ok, prober.failed, prober.last_error)
+
+
+# --- security -----------------------------------------------------------------
+
+def listening_sockets(pid):
+    """[(address, port)] of the TCP sockets PID listens on, from its own
+    network namespace's /proc/PID/net/tcp{,6} and its fds."""
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        m = re.fullmatch(r"socket:\[(\d+)\]", link)
+        if m:
+            inodes.add(m.group(1))
+    out = []
+    for fam, name in ((socket.AF_INET, "tcp"), (socket.AF_INET6, "tcp6")):
+        with open("/proc/%d/net/%s" % (pid, name)) as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                local, state, inode = fields[1], fields[3], fields[9]
+                if state != "0A" or inode not in inodes:
+                    continue
+                addr_hex, port_hex = local.split(":")
+                raw = bytes.fromhex(addr_hex)
+                # /proc prints each 32-bit word in host (little-endian) order.
+                raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+                out.append((socket.inet_ntop(fam, raw), int(port_hex, 16)))
+    return out
+
+
+def default_listen_check(config):
+    """Starts the agent with no --listen and returns where it listens. In a
+    private network namespace when possible (so port 12345 is free there)."""
+    argv = [harness.agent_binary(), "--config", config, "--threads", "2"]
+    netns = shutil.which("unshare") and subprocess.run(
+        ["unshare", "-n", "true"], capture_output=True).returncode == 0
+    if netns:
+        argv = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"] + argv
+    else:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", 12345))
+            except OSError:
+                return None, "port 12345 is busy and no network namespace can be made"
+    p = harness.Proc(argv, "agent-default-listen")
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if not p.alive():
+                raise AssertionError("agent exited: %s" % p.log()[-2000:])
+            socks = listening_sockets(p.pid)
+            if socks:
+                time.sleep(0.3)  # let every worker bind
+                return listening_sockets(p.pid), "netns" if netns else "host"
+            time.sleep(0.05)
+        raise AssertionError("agent listens nowhere after 15 s")
+    finally:
+        rc = p.stop()
+        report = p.sanitizer_report()
+        assert not report, report[-3000:]
+        assert rc == 0, "agent exited %s on SIGTERM" % rc
+
+
+HOSTILE_PATHS = [
+    "/query/api/squids/1\r\nX-Injected: 1",
+    "/query/api/squids/1\nGET /admin HTTP/1.1",
+    "/query/api/squids/1\x00/admin",
+    "/query/api/squids/1 HTTP/1.1\r\nHost: evil",
+    "/query/api/squids/\t1",
+    "/query/api/squids/1\x7f",
+    "/query/api/squids/%0d%0aX-Evil:%201",
+    "/query/api/squids/%00",
+    "/query/api/squids/%2e%2e/%2e%2e/admin",
+    "/query/api/squids/../../admin",
+    "/query/api/squids/1?admin=1",
+    "/query/api/squids/1#frag",
+    "/query/api/squids//1",
+    "/query/api/squids/%ZZ",
+    "/query/api/squids/\xff\xfe",
+    "/query/api/squids/" + "a" * 15000,
+    "/query/api/squids/" + "%0a" * 4000,
+]
+_PATH_SAFE = re.compile(rb"^/[\x21-\x7e]*$")
+
+
+@case
+def security():
+    workdir = tempfile.mkdtemp(prefix="cutover-faults-security-")
+    config = os.path.join(workdir, "cutover.yaml")
+    write_atomic(config, plan_text(6))
+    text = plan_text(6)
+    backends = set(plan_backends(text))
+    checked = {}
+
+    # 1. Loopback unless told otherwise.
+    socks, where = default_listen_check(config)
+    if socks is None:
+        print("SKIP default listen address: %s" % where)
+    else:
+        print("default listen (%s): %s" % (where, socks))
+        assert socks, "no listening socket"
+        assert all(a in ("127.0.0.1", "::1") and port == 12345 for a, port in socks), \
+            "agent without --listen listens on %s" % socks
+        checked["default listen"] = sorted(set(socks))
+
+    # 2. Only backends the plan declares, in every phase, for every request
+    #    family and hostile input.  3. Hostile paths never rewrite unsafely.
+    agent = harness.Agent(config, threads=1, workdir=workdir)
+    decisions = bad_paths = 0
+    outcomes = {}
+    try:
+        requests = []
+        for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "BREW", ""):
+            for prefix in ("/query/api/squids", "/command/api/squids", "/query/api/seafoods",
+                           "/command/api/seafoods", "/query/other", "/command/other", "/",
+                           "/admin", ""):
+                for tail in ("", "/", "/42", "/42/x"):
+                    requests.append((method, prefix + tail))
+        requests += [("GET", p) for p in HOSTILE_PATHS]
+        requests += [("PUT", p.replace("/query/", "/command/")) for p in HOSTILE_PATHS]
+        for phase in range(1, 13):
+            write_atomic(config, plan_text(phase))
+            agent.signal(signal.SIGHUP)
+            c = sp.Client("127.0.0.1", agent.port)
+            deadline = time.monotonic() + 3
+            while c.decide("GET", "/")["txn.phase"] != phase:
+                assert time.monotonic() < deadline, "phase %d not loaded" % phase
+                time.sleep(0.05)
+            for method, path in requests:
+                v = c.decide(method, path)
+                decisions += 1
+                be = v.get("txn.backend")
+                assert be is None or be.decode() in backends, \
+                    "phase %d %s %r -> backend %r not in the plan" % (phase, method, path[:60], be)
+                assert v.get("proc.phase") == phase, "proc.phase %r" % v.get("proc.phase")
+                p = v.get("txn.path")
+                raw = path.encode("utf-8", "surrogateescape")
+                if p is not None:
+                    expect = re.sub(rb"^/(query|command)/api/squids", rb"/\1/api/seafoods", raw)
+                    if not _PATH_SAFE.match(p) or p != expect:
+                        bad_paths += 1
+                        print("UNSAFE rewrite phase %d %r -> %r" % (phase, raw[:80], p[:80]))
+                if path in HOSTILE_PATHS or path.replace("/command/", "/query/") in HOSTILE_PATHS:
+                    key = "%r" % raw[:40]
+                    outcomes.setdefault(key, set()).add(
+                        "rewritten" if p is not None else
+                        "status %s" % v["txn.status"] if "txn.status" in v else
+                        "backend %s" % (be.decode() if be else "none"))
+            c.close()
+        # 64 KiB: no frame carries it; the agent refuses the frame and lives on.
+        c = sp.Client("127.0.0.1", agent.port)
+        try:
+            c.decide("GET", "/query/api/squids/" + "a" * 65536)
+            big = "answered"
+        except sp.Closed as e:
+            big = "connection closed, status %s" % (e.disconnect or {}).get("status-code")
+        except (BrokenPipeError, ConnectionResetError) as e:
+            big = "connection closed (%s)" % e.__class__.__name__
+        c.sock.close()
+        assert sp.Client("127.0.0.1", agent.port).decide("GET", "/")["txn.phase"] == 12
+        outcomes["64 KiB path over SPOP"] = {big}
+    finally:
+        rc = agent.stop()
+    assert rc == 0, "agent exited %s" % rc
+    for k, v in outcomes.items():
+        print("  hostile path %s: %s" % (k, ", ".join(sorted(v))))
+    checked["decisions checked"] = decisions
+
+    # 4. haproxy.cfg: the only dynamic use_backend carries the cutover_ prefix,
+    #    and the only cutover_* backends are the plan's and the default.
+    with open(os.path.join(harness.ROOT, "haproxy", "haproxy.cfg")) as f:
+        cfg = f.read()
+    dynamic = [l.strip() for l in cfg.splitlines() if l.strip().startswith("use_backend")]
+    assert dynamic and all(l.startswith("use_backend cutover_%[var(txn.cutover.backend)]")
+                           for l in dynamic), "use_backend lines: %r" % dynamic
+    declared = set(re.findall(r"^backend\s+(\S+)", cfg, re.M))
+    selectable = {b for b in declared if b.startswith("cutover_")}
+    extra = selectable - {"cutover_" + b for b in backends} - {"cutover_default"}
+    checked["selectable backends"] = sorted(selectable)
+    rogue = rogue_agent_check(extra | {"cutover_old_query", "old_query/../x"})
+    figures("security", "default listen address; %d decisions over 12 phases with hostile "
+            "paths and methods; haproxy.cfg backends; a rogue agent naming every HAProxy "
+            "backend" % decisions, "SPOP direct; HTTP through HAProxy for the rogue agent",
+            rogue["sent"], rogue["failed"], 0, 0, unsafe_rewrites=bad_paths)
+    print("checked: %s" % checked)
+    print("rogue agent: %s" % rogue)
+    assert bad_paths == 0, "%d unsafe rewrites" % bad_paths
+    assert not rogue["escaped"], "a variable selected a backend outside the plan: %s" % rogue["escaped"]
+    assert not extra, ("haproxy.cfg lets txn.cutover.backend select %s, which are not plan "
+                       "backends" % sorted(extra))
+
+
+def rogue_agent_check(names):
+    """HAProxy with both agents replaced by a rogue one that names, as the
+    backend, every name in `names` (stripped of the prefix: the agent sends
+    plan names). Returns the backends HAProxy used that are not
+    cutover_<plan backend> or cutover_default."""
+    names = sorted(names)
+    state = {"i": 0}
+
+    def answer(args):
+        name = names[state["i"] % len(names)]
+        state["i"] += 1
+        bare = name[len("cutover_"):] if name.startswith("cutover_") else name
+        return (sp.set_var(2, "backend", sp.t_string(bare))
+                + sp.set_var(2, "phase", b"\x04" + sp.varint(6))
+                + sp.set_var(0, "phase", b"\x04" + sp.varint(6)))
+
+    rogue = hostile.RogueAgent(answer)
+    rogue.start()
+    stack = None
+    sent = failed = 0
+    escaped = {}
+    try:
+        stack = Stack(phase=6, name="rogue", agents=0, replicator=False,
+                      agent_override=["127.0.0.1:%d" % rogue.port] * 2)
+        for _ in range(len(names) * 3):
+            sent += 1
+            try:
+                st, served, _ = stack.request("GET", "/query/api/squids/1")
+            except OSError:
+                failed += 1
+        for line in stack.haproxy_log().splitlines():
+            m = re.search(r" cutover_http (\S+)/\S+ .*\"GET /query/api/squids/1 ", line)
+            if m and m.group(1) not in {"cutover_old_query", "cutover_old_command",
+                                        "cutover_new_query", "cutover_new_command",
+                                        "cutover_default"}:
+                escaped[m.group(1)] = escaped.get(m.group(1), 0) + 1
+    finally:
+        if stack is not None:
+            stack.stop(check=False)
+        rogue.stop()
+    return {"sent": sent, "failed": failed, "escaped": escaped, "notifies": rogue.notifies}
+
+
+# --- valgrind -----------------------------------------------------------------
+
+@case
+def valgrind_no_definite_leak():
+    if harness.sanitized():
+        print("SKIP: valgrind does not run ASan builds; the gcc build covers this case")
+        return
+    workdir = tempfile.mkdtemp(prefix="cutover-faults-valgrind-")
+    config = os.path.join(workdir, "cutover.yaml")
+    write_atomic(config, plan_text(6))
+    port = harness.free_port()
+    vlog = os.path.join(workdir, "valgrind.log")
+    argv = ["valgrind", "--tool=memcheck", "--leak-check=full", "--errors-for-leak-kinds=definite",
+            "--error-exitcode=97", "--log-file=" + vlog, harness.agent_binary(),
+            "--config", config, "--listen", "127.0.0.1:%d" % port, "--threads", "2",
+            "--log-level", "info"]
+    p = harness.Proc(argv, "agent-valgrind", workdir=workdir)
+    decisions = reloads = rejected = 0
+    try:
+        harness.wait_port("127.0.0.1", port, timeout=30, proc=p.proc)
+        deadline = time.monotonic() + 20
+        clients = [sp.Client("127.0.0.1", port) for _ in range(4)]
+        for phase in (7, 8, 10, "garbage", 4, 6):
+            if phase == "garbage":
+                write_atomic(config, "phases: [unclosed\n")
+                rejected += 1
+            else:
+                write_atomic(config, plan_text(phase))
+                reloads += 1
+            if phase in (8, 4):
+                p.signal(signal.SIGHUP)
+            t_end = min(time.monotonic() + 2.0, deadline)
+            n = 0
+            while time.monotonic() < t_end and n < 2000:
+                for c in clients:
+                    c.decide("PUT" if n % 3 else "GET", "/command/api/squids/%d" % n)
+                    n += 1
+            decisions += n
+        for c in clients[:2]:
+            c.close()
+        for name, data, hello_first, _ in hostile.MALFORMED[:6]:
+            hostile.send_malformed("127.0.0.1", port, name, data, hello_first)
+        assert p.alive(), "agent under valgrind exited"
+    finally:
+        rc = p.stop(timeout=30)
+    with open(vlog) as f:
+        report = f.read()
+    m = re.search(r"definitely lost: ([\d,]+) bytes", report)
+    summary = m.group(0) if m else ("no leaks are possible" if "no leaks are possible" in report
+                                    else "?")
+    figures("valgrind run with reloads", "memcheck, %d reloads (%d by SIGHUP) and %d bad plan, "
+            "6 malformed frames" % (reloads, 2, rejected),
+            "%d SPOP decisions over 4 connections" % decisions, decisions, 0, rejected,
+            0 if rc == 0 else 1, leak=summary)
+    assert rc == 0, "valgrind/agent exit %s (97 = memcheck errors or definite leaks):\n%s" % (
+        rc, report[-4000:])
+    assert m is None or m.group(1) == "0", summary
+
+
+if __name__ == "__main__":
+    harness.main("faults")
