@@ -154,6 +154,7 @@ def _entity(row):
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = IDLE_TIMEOUT_S
+    disable_nagle_algorithm = True  # headers and body are separate writes
     shop = None        # set by serve()
     access_log = None  # file object or None
 
