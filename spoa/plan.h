@@ -1,7 +1,7 @@
 /* plan: the migration plan, loaded from YAML into an immutable, validated,
  * compiled object. Pure: no libev, no logging (errors go to the caller's
  * buffer as "file:line:column: reason"). A loaded plan is never modified, so
- * any number of threads may read it at once. */
+ * any number of threads may read it at once. The schema is docs/plan.md. */
 #ifndef CUTOVER_PLAN_H
 #define CUTOVER_PLAN_H
 
@@ -10,7 +10,8 @@
 struct plan;
 
 /* Loads, validates and compiles file. Returns NULL on any error, with
- * "file:line:column: reason" in err (always NUL-terminated). */
+ * "file:line:column: reason" in err (always NUL-terminated); an error that
+ * has no position (the file cannot be read) is "file: reason". */
 struct plan *plan_load(const char *file, char *err, size_t errlen);
 
 /* The same from memory; name stands for the file in messages. */
@@ -25,13 +26,19 @@ int plan_current_phase(const struct plan *plan); /* index */
 int plan_phase_count(const struct plan *plan);
 unsigned plan_phase_number(const struct plan *plan, int index);
 const char *plan_phase_name(const struct plan *plan, int index);
+/* What operators do in the phase, or NULL when the plan does not say. */
+const char *plan_phase_description(const struct plan *plan, int index);
 /* Index of the phase given as a number or a name, or -1. */
 int plan_phase_lookup(const struct plan *plan, const char *number_or_name);
 
 int plan_route_count(const struct plan *plan);
 const char *plan_route_name(const struct plan *plan, int index);
+/* The route's path pattern as written in the plan. */
+const char *plan_route_path(const struct plan *plan, int index);
 
 int plan_backend_count(const struct plan *plan);
 const char *plan_backend_name(const struct plan *plan, int index);
+/* Backend for requests that match no route, or NULL. */
+const char *plan_default_backend(const struct plan *plan);
 
 #endif
