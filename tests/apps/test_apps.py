@@ -1,0 +1,335 @@
+#!/usr/bin/env python3
+"""Self-test of the sample shop (scripts/apps), without HAProxy: the four apps,
+the replicator and the load generator, on free loopback ports and temp dbs."""
+import contextlib
+import http.client
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import harness  # noqa: E402
+from harness import case  # noqa: E402
+
+APPS = os.path.join(harness.ROOT, "scripts", "apps")
+ENTITY = {"old": "squids", "new": "seafoods"}
+
+
+class App:
+    def __init__(self, role, db, workdir):
+        self.role, self.port = role, harness.free_port()
+        self.proc = harness.Proc([sys.executable, os.path.join(APPS, "shop.py"), "--role", role,
+                                  "--db", db, "--listen", "127.0.0.1:%d" % self.port],
+                                 role, workdir=workdir)
+        harness.wait_port("127.0.0.1", self.port, proc=self.proc.proc)
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def call(self, method, path, body=None, raw=None):
+        """One request on a fresh connection: (status, headers, parsed JSON or None)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            data = raw if raw is not None else (None if body is None else json.dumps(body))
+            conn.request(method, path, body=data)
+            resp = conn.getresponse()
+            text = resp.read()
+            doc = json.loads(text) if text else None
+            return resp.status, resp, doc
+        finally:
+            conn.close()
+
+
+class Shop:
+    """Both sides' apps (and optionally the replicator) in one temp dir."""
+
+    def __init__(self, replicator=False, interval="0.02"):
+        self.dir = tempfile.mkdtemp(prefix="cutover-apps-")
+        self.db = {s: os.path.join(self.dir, s + ".db") for s in ("old", "new")}
+        self.apps = {}
+        self.rep = None
+        try:
+            for role in ("old-query", "old-command", "new-query", "new-command"):
+                self.apps[role] = App(role, self.db[role.split("-")[0]], self.dir)
+            if replicator:
+                self.start_replicator(interval)
+        except BaseException:
+            self.stop()
+            raise
+
+    def __getitem__(self, role):
+        return self.apps[role]
+
+    def start_replicator(self, interval="0.02", *extra):
+        self.rep = harness.Proc([sys.executable, os.path.join(APPS, "replicator.py"),
+                                 "--old", self.db["old"], "--new", self.db["new"],
+                                 "--interval", interval] + list(extra),
+                                "replicator", workdir=self.dir)
+        wait_for(lambda: self.rep.log().count("first sync") == 2 or None, "replicator start",
+                 proc=self.rep)
+        return self.rep
+
+    def stop(self):
+        codes = {}
+        for p in [a.proc for a in self.apps.values()] + ([self.rep] if self.rep else []):
+            codes[p.log_path] = p.stop()
+        return codes
+
+
+@contextlib.contextmanager
+def shop(**kw):
+    s = Shop(**kw)
+    try:
+        yield s
+    finally:
+        codes = s.stop()
+        bad = {k: v for k, v in codes.items() if v != 0}
+        assert not bad, "exit codes after SIGTERM: %s" % bad
+
+
+def wait_for(fn, what, timeout=15.0, proc=None):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v is not None:
+            return v
+        if proc is not None and not proc.alive():
+            raise AssertionError("%s: process exited; log:\n%s" % (what, proc.log()[-2000:]))
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.05)
+
+
+def create(app, side, name="x", price=1):
+    st, r, doc = app.call("POST", "/command/api/%s" % ENTITY[side], {"name": name, "price": price})
+    assert st == 201, (st, doc)
+    return doc
+
+
+def seq(db):
+    """High-water mark of a db's change log (AUTOINCREMENT survives pruning)."""
+    with contextlib.closing(sqlite3.connect(db)) as c:
+        row = c.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+    return row[0] if row else 0
+
+
+def crud(s, side):
+    q, c, e = s[side + "-query"], s[side + "-command"], ENTITY[side]
+    doc = create(c, side, "first", 12.5)
+    eid = doc["id"]
+    assert doc == {"id": eid, "name": "first", "price": 12.5}, doc
+    st, r, got = q.call("GET", "/query/api/%s/%d" % (e, eid))
+    assert (st, got, r.getheader("X-Served-By")) == (200, doc, side + "-query"), (st, got)
+    st, r, got = c.call("PUT", "/command/api/%s/%d" % (e, eid), {"name": "second", "price": 3})
+    assert (st, got, r.getheader("X-Served-By")) == (
+        200, {"id": eid, "name": "second", "price": 3}, side + "-command"), (st, got)
+    st, r, got = c.call("PATCH", "/command/api/%s/%d" % (e, eid), {"price": 4})
+    assert (st, got) == (200, {"id": eid, "name": "second", "price": 4}), (st, got)
+    st, r, got = q.call("GET", "/query/api/%s" % e)
+    assert st == 200 and {"id": eid, "name": "second", "price": 4} in got, (st, got)
+    st, r, got = q.call("HEAD", "/query/api/%s/%d" % (e, eid))
+    assert st == 200 and int(r.getheader("Content-Length")) > 0 and got is None
+    st, r, got = c.call("DELETE", "/command/api/%s/%d" % (e, eid))
+    assert (st, got, r.getheader("Content-Length")) == (204, None, "0"), (st, got)
+    for app, method, path in ((q, "GET", "/query/api/%s/%d" % (e, eid)),
+                              (c, "DELETE", "/command/api/%s/%d" % (e, eid)),
+                              (c, "PUT", "/command/api/%s/%d" % (e, eid))):
+        st, r, got = app.call(method, path, {"name": "n", "price": 1})
+        assert st == 404 and r.getheader("X-Served-By") == app.role, (method, path, st)
+    # the other kind's methods and paths, and the other side's API
+    other = ENTITY["new" if side == "old" else "old"]
+    for app, method, path, want in (
+            (q, "POST", "/query/api/%s" % e, 405), (q, "DELETE", "/query/api/%s/1" % e, 405),
+            (c, "GET", "/command/api/%s" % e, 405), (c, "POST", "/command/api/%s/1" % e, 405),
+            (q, "GET", "/command/api/%s" % e, 404), (c, "POST", "/query/api/%s" % e, 404),
+            (q, "GET", "/query/api/%s" % other, 404), (c, "POST", "/command/api/%s" % other, 404),
+            (q, "GET", "/query/api/%s/abc" % e, 404), (q, "GET", "/", 404)):
+        st, r, got = app.call(method, path, {"name": "n", "price": 1})
+        assert st == want and r.getheader("X-Served-By") == app.role, (app.role, method, path, st)
+        assert "error" in got, got
+    for raw in ('{"name":', "[1]", '{"name": "a"}', '{"name": "a", "price": -1}',
+                '{"name": "a", "price": true}', '{"name": "", "price": 1}',
+                '{"name": "a", "price": 1, "id": 5}', '{"name": "a", "price": NaN}'):
+        st, r, got = c.call("POST", "/command/api/%s" % e, raw=raw)
+        assert st == 400 and r.getheader("X-Served-By") == c.role, (raw, st, got)
+    for app in (q, c):
+        st, r, got = app.call("GET", "/healthz")
+        assert st == 200 and r.getheader("X-Served-By") == app.role, (st, got)
+    # keep-alive: three requests on one connection, each with Content-Length
+    conn = http.client.HTTPConnection("127.0.0.1", q.port, timeout=10)
+    try:
+        for _ in range(3):
+            conn.request("GET", "/query/api/%s?limit=5" % e)
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 200 and resp.getheader("Content-Length") and not resp.will_close
+    finally:
+        conn.close()
+
+
+@case
+def crud_on_both_sides():
+    with shop() as s:
+        crud(s, "old")
+        crud(s, "new")
+
+
+@case
+def ids_are_disjoint_and_never_reused():
+    with shop() as s:
+        ids = {side: [create(s[side + "-command"], side)["id"] for _ in range(5)]
+               for side in ("old", "new")}
+        assert all(i % 2 == 1 for i in ids["old"]), ids
+        assert all(i % 2 == 0 for i in ids["new"]), ids
+        for side in ("old", "new"):
+            last = ids[side][-1]
+            st, _, _ = s[side + "-command"].call("DELETE", "/command/api/%s/%d"
+                                                 % (ENTITY[side], last))
+            assert st == 204
+            again = create(s[side + "-command"], side)["id"]
+            assert again > last, (side, last, again)
+
+
+def replicates(s, src, dst):
+    e_src, e_dst = ENTITY[src], ENTITY[dst]
+    c, q = s[src + "-command"], s[dst + "-query"]
+
+    def seen(eid, want_status, want=None):
+        def check():
+            st, _, got = q.call("GET", "/query/api/%s/%d" % (e_dst, eid))
+            return True if st == want_status and (want is None or got == want) else None
+        return check
+
+    doc = create(c, src, "made-on-" + src, 7)
+    wait_for(seen(doc["id"], 200, doc), "create %s->%s" % (src, dst))
+    st, _, upd = c.call("PUT", "/command/api/%s/%d" % (e_src, doc["id"]), {"name": "u", "price": 8})
+    assert st == 200
+    wait_for(seen(doc["id"], 200, upd), "update %s->%s" % (src, dst))
+    st, _, _ = c.call("DELETE", "/command/api/%s/%d" % (e_src, doc["id"]))
+    assert st == 204
+    wait_for(seen(doc["id"], 404), "delete %s->%s" % (src, dst))
+
+
+@case
+def replication_old_to_new_and_back():
+    with shop(replicator=True) as s:
+        replicates(s, "old", "new")
+        replicates(s, "new", "old")
+
+
+@case
+def replication_does_not_ping_pong():
+    with shop(replicator=True) as s:
+        doc = create(s["old-command"], "old", "pp", 1)
+        q = s["new-query"]
+        wait_for(lambda: q.call("GET", "/query/api/seafoods/%d" % doc["id"])[0] == 200 or None,
+                 "replication of the create")
+        time.sleep(0.3)  # let the NEW->OLD direction pass over the replica entry
+        before = seq(s.db["old"]), seq(s.db["new"])
+        st, _, _ = s["old-command"].call("PUT", "/command/api/squids/%d" % doc["id"],
+                                         {"name": "pp2", "price": 2})
+        assert st == 200
+        wait_for(lambda: q.call("GET", "/query/api/seafoods/%d" % doc["id"])[2]["name"] == "pp2"
+                 or None, "replication of the update")
+        time.sleep(0.5)  # 25 polls: a ping-pong would keep both logs growing
+        after = seq(s.db["old"]), seq(s.db["new"])
+        assert (after[0] - before[0], after[1] - before[1]) == (1, 1), (before, after)
+        with contextlib.closing(sqlite3.connect(s.db["new"])) as c:
+            origins = c.execute("SELECT origin FROM changes WHERE id = ?", (doc["id"],)).fetchall()
+        assert origins and all(o == ("replica",) for o in origins), origins
+
+
+@case
+def sigterm_drains_everything_then_resumes():
+    with shop() as s:
+        # A long idle interval: what it copies after its first sync, it copies
+        # because SIGTERM made it drain.
+        rep = s.start_replicator("60")
+        olds = [create(s["old-command"], "old", "o%d" % i, i)["id"] for i in range(30)]
+        news = [create(s["new-command"], "new", "n%d" % i, i)["id"] for i in range(10)]
+        st, _, _ = s["old-command"].call("DELETE", "/command/api/squids/%d" % olds[0])
+        assert st == 204
+        assert rep.stop() == 0, rep.log()
+        s.rep = None
+        assert "stopped" in rep.log(), rep.log()
+        for eid in olds[1:]:
+            assert s["new-query"].call("GET", "/query/api/seafoods/%d" % eid)[0] == 200, eid
+        assert s["new-query"].call("GET", "/query/api/seafoods/%d" % olds[0])[0] == 404
+        for eid in news:
+            assert s["old-query"].call("GET", "/query/api/squids/%d" % eid)[0] == 200, eid
+        # While stopped, OLD takes a write; the next run resumes from its
+        # persisted position (no second snapshot) and copies just that.
+        late = create(s["old-command"], "old", "late", 1)["id"]
+        out = subprocess.run([sys.executable, os.path.join(APPS, "replicator.py"), "--old",
+                              s.db["old"], "--new", s.db["new"], "--drain-once"],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert "first sync" not in out.stderr and "old->new applied 1 " in out.stderr, out.stderr
+        assert s["new-query"].call("GET", "/query/api/seafoods/%d" % late)[0] == 200
+
+
+def run_load(*args, timeout=60):
+    report = tempfile.mktemp(prefix="cutover-load-", suffix=".json")
+    out = subprocess.run([sys.executable, os.path.join(APPS, "load.py"), "--report", report]
+                         + list(args), capture_output=True, text=True, timeout=timeout)
+    with open(report) as f:
+        rep = json.load(f)
+    os.unlink(report)
+    return out.returncode, rep, out.stderr
+
+
+@case
+def load_through_old_api_verified_on_new():
+    with shop(replicator=True) as s:
+        rc, rep, err = run_load("--url", s["old-query"].url, "--command-url", s["old-command"].url,
+                                "--api", "old", "--rate", "200", "--duration", "4",
+                                "--clients", "6", "--verify-url", s["new-query"].url)
+        assert rc == 0 and rep["ok"], (err, rep["failure_samples"][:3], rep["verify"])
+        assert rep["failures"] == 0 and rep["lost_writes"] == 0
+        assert 0 < rep["requests"] <= 800, rep["requests"]
+        assert set(rep["by_served_by"]) == {"old-query", "old-command"}, rep["by_served_by"]
+        assert set(rep["by_op"]) == {"create", "update", "delete", "read", "list"}, rep["by_op"]
+        assert rep["verify"]["checked"] > 0 and rep["entities"]["deleted"] > 0, rep["entities"]
+
+
+@case
+def load_counts_failures_lost_writes_and_phases():
+    with shop() as s:
+        d = tempfile.mkdtemp(prefix="cutover-load-")
+        api, phase = os.path.join(d, "api"), os.path.join(d, "phase")
+        for path, text in ((api, "old\n"), (phase, "8\n")):
+            with open(path, "w") as f:
+                f.write(text)
+        # Against the NEW apps the old API is a routing mistake (404 each);
+        # verifying against the OLD query app finds no seafood: all lost.
+        p = subprocess.Popen([sys.executable, os.path.join(APPS, "load.py"),
+                              "--url", s["new-query"].url, "--command-url", s["new-command"].url,
+                              "--api", "auto", "--api-switch-file", api, "--phase-file", phase,
+                              "--rate", "150", "--duration", "3", "--clients", "4",
+                              "--settle", "0.2", "--verify-url", s["old-query"].url,
+                              "--report", os.path.join(d, "report.json")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.2)
+        for path, text in ((phase, "9\n"), (api, "new\n")):
+            with open(path + ".tmp", "w") as f:
+                f.write(text)
+            os.replace(path + ".tmp", path)
+        _, err = p.communicate(timeout=60)
+        with open(os.path.join(d, "report.json")) as f:
+            rep = json.load(f)
+        assert p.returncode == 1 and not rep["ok"], err
+        old, new = rep["by_api"]["old"], rep["by_api"]["new"]
+        assert old["requests"] > 0 and old["failures"] == old["requests"], old
+        assert new["requests"] > 0 and new["failures"] == 0, new
+        assert rep["failures"] == old["requests"] and rep["failure_samples"], rep["failures"]
+        assert set(rep["per_phase"]) <= {"8", "9"} and "9" in rep["per_phase"], rep["per_phase"]
+        assert sum(v["requests"] for v in rep["per_phase"].values()) == rep["requests"]
+        live = rep["entities"]["live"]
+        assert live > 0 and rep["verify"]["lost"] == live, (live, rep["verify"])
+
+
+if __name__ == "__main__":
+    harness.main("apps")
