@@ -29,25 +29,34 @@ def _significant(line):
     return s and not s.startswith("#")
 
 
-def truncations(text):
-    """The file cut at the end of every line, and cut in the middle of every
-    significant line."""
+def truncations(text, mid_every=4):
+    """The file cut after every significant line (not blank, not a comment:
+    cutting after those gives the same document as the cut before them), and
+    cut in the middle of every mid_every-th significant line."""
     lines = _lines(text)
-    for i in range(len(lines)):
+    n = 0
+    for i in range(1, len(lines)):
+        if not _significant(lines[i - 1]):
+            continue
+        n += 1
         yield ("truncated", "cut after line %d" % i, "".join(lines[:i]))
-        if _significant(lines[i]) and len(lines[i].rstrip()) > 1:
-            half = len(lines[i].rstrip()) // 2
-            yield ("truncated", "cut in the middle of line %d" % (i + 1),
-                   "".join(lines[:i]) + lines[i][:half])
+        if n % mid_every == 0 and len(lines[i - 1].rstrip()) > 1:
+            half = len(lines[i - 1].rstrip()) // 2
+            yield ("truncated", "cut in the middle of line %d" % i,
+                   "".join(lines[:i - 1]) + lines[i - 1][:half])
 
 
-def swapped_types(text):
-    """Each `key: scalar` line with its value replaced by a mapping, a list,
-    or a scalar of another kind."""
+def swapped_types(text, every=3):
+    """Every every-th `key: value` line with its value replaced by a mapping,
+    a list, or a scalar of another kind."""
     lines = _lines(text)
+    n = 0
     for i, line in enumerate(lines):
         m = _KEY_LINE.match(line.rstrip("\n"))
         if not m or m.group(5).startswith("#"):
+            continue
+        n += 1
+        if n % every:
             continue
         value = m.group(5).split(" #")[0].strip()
         prefix = line[:m.start(5)]
