@@ -27,7 +27,8 @@ FIN = 0x00000001
 ABORT = 0x00000002
 
 # Typed data (spop.md 2.2): the type is the low nibble, flags the high one.
-T_NULL, T_BOOL, T_INT32, T_UINT32, T_INT64, T_UINT64, T_IPV4, T_IPV6, T_STRING, T_BINARY = range(10)
+(T_NULL, T_BOOL, T_INT32, T_UINT32, T_INT64, T_UINT64, T_IPV4, T_IPV6, T_STRING,
+ T_BINARY) = range(10)
 TYPE_NAMES = ("NULL", "BOOL", "INT32", "UINT32", "INT64", "UINT64", "IPV4", "IPV6",
               "STRING", "BINARY")
 BOOL_TRUE_FLAG = 0x10

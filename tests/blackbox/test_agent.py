@@ -27,7 +27,9 @@ import spop_client as spop  # noqa: E402
 from harness import case  # noqa: E402
 
 T = 15.0 if harness.sanitized() else 5.0  # bound of every read, never an assertion
-PLAN = os.environ.get("CUTOVER_PLAN", os.path.join(harness.ROOT, "conf", "cutover.yaml"))
+# CUTOVER_PLAN: another plan with the sample plan's routing (design.md's table).
+PLAN = os.environ.get("CUTOVER_PLAN",
+                      os.path.join(harness.ROOT, "conf", "cutover.yaml"))
 THREADS = 2
 _PLAN_DIR = tempfile.mkdtemp(prefix="cutover-blackbox-")
 VAR_NAME = re.compile(r"^[A-Za-z0-9._]+$")
