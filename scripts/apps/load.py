@@ -3,7 +3,8 @@
 
   load.py --url http://127.0.0.1:8080 --rate 300 --duration 30 [--clients 8]
           [--api old|new|auto] [--api-switch-file F] [--phase-file F]
-          [--command-url URL] [--verify-url URL] [--settle 1.0]
+          [--command-url URL] [--verify-url URL [--verify-api new|old]]
+          [--settle 1.0]
           [--report FILE] [--requests-log FILE] [--max-requests N]
           [--timeout 10] [--client-id load] [--seed 1]
 
@@ -39,16 +40,20 @@ header (`deprecated`).
 A write that failed leaves its entity `uncertain`: it is no longer used and
 not verified.
 
-Verification (--verify-url, a base URL where the NEW API answers reads):
-every entity whose last acknowledged write was a create or update must read
-back (GET /query/api/seafoods/{id}) with that name and price, and every
-acknowledged delete must read 404. Mismatches are re-checked for --settle
-seconds (replication may still be copying) before they count as lost.
+Verification (--verify-url, a base URL where reads of --verify-api answer,
+default the NEW API): every entity whose last acknowledged write was a create
+or update must read back (GET /query/api/<entity>/{id}) with that name and
+price, and every acknowledged delete must read 404 (else `resurrected`).
+Mismatches are re-checked for --settle seconds (replication may still be
+copying) before they count as lost; lost writes are also counted by the phase
+their last acknowledged write was made in. Verify only once everything that
+should reach the verified db has (e.g. the replicator drained).
 
 The report (JSON, --report or stdout) holds totals, failures with samples,
 per-op, per-status, per-served-by, per-phase and per-second counts, latency
-percentiles and the verification. Exit 0 when there was no failure and no
-lost write, 1 otherwise.
+percentiles and the verification. SIGTERM/SIGINT end the load early; the
+verification and the report still happen. Exit 0 when there was no failure
+and no lost write, 1 otherwise.
 """
 import argparse
 import http.client
@@ -57,6 +62,7 @@ import json
 import math
 import os
 import random
+import signal
 import sys
 import threading
 import time
@@ -104,10 +110,12 @@ def _read_first(path):
 
 
 class Entity:
-    __slots__ = ("eid", "name", "price", "state", "acked")
+    """What a client knows of one entity: its last acknowledged state, when
+    (monotonic time) and in which phase that write was acknowledged."""
+    __slots__ = ("eid", "name", "price", "state", "acked", "phase")
 
-    def __init__(self, eid, name, price, acked):
-        self.eid, self.name, self.price, self.acked = eid, name, price, acked
+    def __init__(self, eid, name, price, acked, phase):
+        self.eid, self.name, self.price, self.acked, self.phase = eid, name, price, acked, phase
         self.state = "live"  # live | deleted | uncertain
 
 
@@ -173,10 +181,10 @@ def paths(api):
 
 
 class Client(threading.Thread):
-    def __init__(self, n, args, control, recorder, budget, t0):
+    def __init__(self, n, args, control, recorder, budget, t0, stop):
         super().__init__(name="client-%d" % n, daemon=True)
         self.n, self.args, self.control, self.rec = n, args, control, recorder
-        self.budget, self.t0 = budget, t0
+        self.budget, self.t0, self.stop = budget, t0, stop
         self.rng = random.Random(args.seed * 1000 + n)
         self.query = Endpoint(args.url, args.timeout)
         self.command = Endpoint(args.command_url or args.url, args.timeout)
@@ -196,9 +204,9 @@ class Client(threading.Thread):
                 now = time.monotonic()
                 if next_t >= end:
                     break
-                if next_t > now:
-                    time.sleep(next_t - now)
-                if next(self.budget, None) is None:
+                if next_t > now and self.stop.wait(next_t - now):
+                    break
+                if self.stop.is_set() or next(self.budget, None) is None:
                     break
                 self.one()
                 next_t += interval
@@ -255,7 +263,7 @@ class Client(threading.Thread):
             error = "%s: %s" % (type(e).__name__, e)
         done = time.monotonic()
         if error is None:
-            error = self.judge(op, ent, want, status, served, data, done)
+            error = self.judge(op, ent, want, status, served, data, done, phase)
         elif op in ("update", "delete"):
             self._forget(ent)
         if deprecated:
@@ -265,7 +273,7 @@ class Client(threading.Thread):
                       "status": status, "served_by": served,
                       "latency_ms": round((done - start) * 1000, 2), "error": error})
 
-    def judge(self, op, ent, want, status, served, data, now):
+    def judge(self, op, ent, want, status, served, data, now, phase):
         """Checks one answer, updates what the client knows; returns an error or None."""
         if status != EXPECTED[op]:
             if op in ("update", "delete"):
@@ -278,7 +286,7 @@ class Client(threading.Thread):
                 self._forget(ent)
             return "X-Served-By %r, expected a %s app" % (served, kind)
         if op == "delete":
-            ent.state, ent.acked = "deleted", now
+            ent.state, ent.acked, ent.phase = "deleted", now, phase
             self.live.remove(ent)
             return None
         try:
@@ -298,7 +306,7 @@ class Client(threading.Thread):
                 return "create answered %r for %r" % (doc, want)
             if eid in self.entities:
                 return "create returned id %d twice" % eid
-            e = Entity(eid, want["name"], want["price"], now)
+            e = Entity(eid, want["name"], want["price"], now, phase)
             self.entities[eid] = e
             self.live.append(e)
             return None
@@ -307,7 +315,7 @@ class Client(threading.Thread):
                     or doc.get("price") != want["price"]:
                 self._forget(ent)
                 return "update answered %r for %r" % (doc, want)
-            ent.name, ent.price, ent.acked = want["name"], want["price"], now
+            ent.name, ent.price, ent.acked, ent.phase = want["name"], want["price"], now, phase
             return None
         if doc.get("id") != ent.eid:  # read
             return "read of %d answered %r" % (ent.eid, doc)
@@ -322,29 +330,34 @@ class Client(threading.Thread):
             self.live.remove(ent)
 
 
-def verify(base, entities, timeout, settle, deadline):
-    """Reads every tracked entity back through the NEW API; returns a summary."""
+def verify(base, api, entities, timeout, settle, deadline):
+    """Reads every tracked entity back through `api`; returns a summary."""
     pending = [e for e in entities if e.state in ("live", "deleted")]
-    result = {"url": base, "checked": len(pending), "lost": 0, "resurrected": 0,
-              "errors": 0, "samples": []}
+    result = {"url": base, "api": api, "checked": len(pending), "lost": 0, "resurrected": 0,
+              "errors": 0, "lost_by_phase": {}, "samples": []}
     if not pending:
         return result
     retry_until = time.monotonic() + settle
-    bad = _verify_round(base, pending, timeout, deadline)
+    qpath = paths(api)[0]
+    bad = _verify_round(base, qpath, pending, timeout, deadline)
     while bad and time.monotonic() < min(retry_until, deadline):
         time.sleep(0.1)
-        bad = _verify_round(base, [e for e, _ in bad], timeout, deadline)
+        bad = _verify_round(base, qpath, [e for e, _ in bad], timeout, deadline)
     for e, why in bad:
         key = "errors" if why.startswith("error") else (
             "resurrected" if e.state == "deleted" else "lost")
         result[key] += 1
+        if key != "errors":
+            p = str(e.phase)
+            result["lost_by_phase"][p] = result["lost_by_phase"].get(p, 0) + 1
         if len(result["samples"]) < FAILURE_SAMPLES:
-            result["samples"].append({"id": e.eid, "expected": e.state if e.state == "deleted"
-                                      else {"name": e.name, "price": e.price}, "got": why})
+            result["samples"].append({"id": e.eid, "phase": e.phase, "got": why,
+                                      "expected": e.state if e.state == "deleted"
+                                      else {"name": e.name, "price": e.price}})
     return result
 
 
-def _verify_round(base, ents, timeout, deadline):
+def _verify_round(base, qpath, ents, timeout, deadline):
     """Checks ents with 4 connections; returns [(entity, what is wrong)]."""
     out, lock = [], threading.Lock()
     chunks = [ents[i::4] for i in range(4)]
@@ -358,7 +371,7 @@ def _verify_round(base, ents, timeout, deadline):
                     why = "error: verification deadline passed"
                 else:
                     try:
-                        resp, data = ep.request("GET", "/query/api/seafoods/%d" % e.eid, None, {})
+                        resp, data = ep.request("GET", "%s/%d" % (qpath, e.eid), None, {})
                         if e.state == "deleted":
                             if resp.status != 404:
                                 why = "status %d: %s" % (resp.status, data[:200].decode())
@@ -448,7 +461,9 @@ def main():
     ap.add_argument("--settle", type=float, default=1.0,
                     help="seconds after a write before the entity is touched again")
     ap.add_argument("--timeout", type=float, default=10.0, help="per request, seconds")
-    ap.add_argument("--verify-url", help="base URL where GET /query/api/seafoods/{id} answers")
+    ap.add_argument("--verify-url", help="base URL where the --verify-api reads answer")
+    ap.add_argument("--verify-api", choices=("old", "new"), default="new",
+                    help="API the verification reads through (default new: seafoods)")
     ap.add_argument("--verify-timeout", type=float, default=60.0)
     ap.add_argument("--report", help="write the JSON report here (default: stdout)")
     ap.add_argument("--requests-log", help="write every request here, one JSON line each")
@@ -464,8 +479,12 @@ def main():
     control = Control(args.api, args.api_switch_file, args.phase_file)
     recorder = Recorder(args.requests_log)
     budget = itertools.islice(itertools.count(), max_requests)  # next() is atomic
+    stop = threading.Event()  # SIGTERM/SIGINT: stop sending, still verify and report
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda s, f: stop.set())
     t0 = time.monotonic()
-    clients = [Client(n, args, control, recorder, budget, t0) for n in range(args.clients)]
+    clients = [Client(n, args, control, recorder, budget, t0, stop)
+               for n in range(args.clients)]
     for c in clients:
         c.start()
     for c in clients:  # each stops by itself: duration, then at most one request's timeout
@@ -482,11 +501,12 @@ def main():
                         "duration": args.duration, "clients": args.clients, "api": args.api,
                         "max_requests": max_requests, "settle": args.settle}
     report["stuck_clients"] = stuck
+    report["interrupted"] = stop.is_set()
     report["verify"] = None
     if args.verify_url:
         ents = [e for c in clients for e in list(c.entities.values())]
-        report["verify"] = verify(args.verify_url, ents, args.timeout, args.settle,
-                                  time.monotonic() + args.verify_timeout)
+        report["verify"] = verify(args.verify_url, args.verify_api, ents, args.timeout,
+                                  args.settle, time.monotonic() + args.verify_timeout)
     v = report["verify"] or {}
     report["lost_writes"] = v.get("lost", 0) + v.get("resurrected", 0)
     report["ok"] = (report["failures"] == 0 and report["lost_writes"] == 0
