@@ -1,1 +1,618 @@
-/* placeholder: replaced by its owner */
+#include "conn.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "plan.h"
+#include "router.h"
+#include "runtime.h"
+
+#define HELLO_TIMEOUT 10.0  /* seconds from accept to HAPROXY-HELLO */
+#define IDLE_TIMEOUT 300.0  /* seconds without input once READY */
+#define LINGER_TIMEOUT 2.0  /* seconds to flush and drain once CLOSING */
+#define READS_PER_EVENT 8   /* fairness: reads per readable event */
+
+/* Room for one whole frame of our own maximum, twice: a read can bring a
+ * frame and a half, and a flush can lag one frame behind. */
+#define FRAME_ROOM (FRAME_LEN_SIZE + FRAME_AGENT_MAX_SIZE)
+#define IN_CAP (2 * FRAME_ROOM)
+#define OUT_CAP (2 * FRAME_ROOM)
+/* Always left free in the output for an AGENT-DISCONNECT. */
+#define DISCONNECT_ROOM (FRAME_LEN_SIZE + FRAME_MIN_MAX_SIZE)
+
+enum conn_state { CONN_WAIT_HELLO, CONN_READY, CONN_CLOSING, CONN_CLOSED };
+
+struct conn {
+	struct conn_pool *pool;
+	struct conn *next, **prev; /* in pool->live, then pool->dead */
+	uint64_t id;
+	int fd;
+	enum conn_state state;
+	bool shut_wr;         /* CLOSING: output flushed and half-closed */
+	uint32_t max_frame;   /* negotiated; ours until the HELLO */
+	ev_tstamp last_input; /* for the idle timeout */
+	ev_tstamp deadline_base; /* accept time, or when CLOSING began */
+	ev_io rio, wio;
+	ev_timer timer;
+	uint64_t notifies;
+	size_t in_len;
+	size_t out_off, out_len;
+	uint8_t in[IN_CAP];
+	uint8_t out[OUT_CAP];
+};
+
+#define CONN_FMT "[w%u c%" PRIu64 "] "
+#define CONN_ARGS(c) (c)->pool->worker_id, (c)->id
+
+static void flush(struct conn *c);
+
+static void list_insert(struct conn **head, struct conn *c)
+{
+	c->next = *head;
+	c->prev = head;
+	if (*head)
+		(*head)->prev = &c->next;
+	*head = c;
+}
+
+static void list_remove(struct conn *c)
+{
+	*c->prev = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+}
+
+/* Swaps the worker's plan reference when runtime published a new plan. One
+ * atomic load when nothing changed. */
+static void refresh_plan(struct conn_pool *pool)
+{
+	uint64_t g = runtime_generation();
+
+	if (g == pool->plan_generation)
+		return;
+	const struct plan *next = runtime_acquire();
+	runtime_release(pool->plan);
+	pool->plan = next;
+	pool->plan_generation = g;
+}
+
+/* Ends the connection now: no more I/O; freed by the reaper. */
+static void close_now(struct conn *c, const char *why)
+{
+	struct conn_pool *pool = c->pool;
+
+	ev_io_stop(pool->loop, &c->rio);
+	ev_io_stop(pool->loop, &c->wio);
+	ev_timer_stop(pool->loop, &c->timer);
+	close(c->fd);
+	c->fd = -1;
+	c->state = CONN_CLOSED;
+	list_remove(c);
+	list_insert(&pool->dead, c);
+	pool->count--;
+	metrics_conn_closed(pool->metrics);
+	log_debug(CONN_FMT "closed: %s (%" PRIu64 " notifies)", CONN_ARGS(c), why, c->notifies);
+	ev_prepare_start(pool->loop, &pool->reaper);
+}
+
+static void reap(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct conn_pool *pool = w->data;
+
+	(void)revents;
+	ev_prepare_stop(loop, w);
+	while (pool->dead) {
+		struct conn *c = pool->dead;
+		list_remove(c);
+		free(c);
+		if (pool->released)
+			pool->released(pool);
+	}
+}
+
+static size_t out_room(const struct conn *c)
+{
+	return OUT_CAP - c->out_len;
+}
+
+/* True when the output cannot take one more reply of max_frame plus a
+ * disconnect: frames wait in the input until it drains. */
+static bool out_blocked(const struct conn *c)
+{
+	return out_room(c) < FRAME_LEN_SIZE + (size_t)c->max_frame + DISCONNECT_ROOM;
+}
+
+static void update_interest(struct conn *c)
+{
+	struct ev_loop *loop = c->pool->loop;
+	bool want;
+
+	switch (c->state) {
+	case CONN_WAIT_HELLO:
+	case CONN_READY:
+		want = !out_blocked(c);
+		break;
+	case CONN_CLOSING:
+		want = c->shut_wr; /* drain until the peer closes */
+		break;
+	default:
+		return;
+	}
+	if (want)
+		ev_io_start(loop, &c->rio);
+	else
+		ev_io_stop(loop, &c->rio);
+}
+
+static void arm_timer(struct conn *c, ev_tstamp at)
+{
+	struct ev_loop *loop = c->pool->loop;
+	ev_tstamp after = at - ev_now(loop);
+
+	ev_timer_stop(loop, &c->timer);
+	ev_timer_set(&c->timer, after > 0 ? after : 0, 0);
+	ev_timer_start(loop, &c->timer);
+}
+
+/* Queues AGENT-DISCONNECT and moves to CLOSING; input is dropped. */
+static void begin_closing(struct conn *c, unsigned status)
+{
+	ssize_t n = frame_build_agent_disconnect(c->out + c->out_len, out_room(c), status);
+
+	if (n > 0) {
+		c->out_len += (size_t)n;
+		metrics_frame(c->pool->metrics, METRICS_FRAME_AGENT_DISCONNECT);
+	}
+	c->state = CONN_CLOSING;
+	c->in_len = 0;
+	c->deadline_base = ev_now(c->pool->loop);
+	arm_timer(c, c->deadline_base + LINGER_TIMEOUT);
+}
+
+static void protocol_error(struct conn *c, unsigned status, const char *what)
+{
+	log_warn(CONN_FMT "protocol error: %s: %s (status %u)", CONN_ARGS(c), what,
+		 frame_status_text(status), status);
+	metrics_protocol_error(c->pool->metrics, status);
+	begin_closing(c, status);
+}
+
+static void handle_hello(struct conn *c, const struct frame *f)
+{
+	struct hello h;
+	unsigned status;
+
+	metrics_frame(c->pool->metrics, METRICS_FRAME_HAPROXY_HELLO);
+	if (!(f->flags & FRAME_FLAG_FIN)) {
+		protocol_error(c, FRAME_ST_NO_FRAGMENTATION, "HELLO without FIN");
+		return;
+	}
+	if (frame_parse_hello(f, &h, &status) != SPOP_OK) {
+		protocol_error(c, status, "bad HAPROXY-HELLO");
+		return;
+	}
+	c->max_frame = frame_negotiate_size(h.max_frame_size, FRAME_AGENT_MAX_SIZE);
+	ssize_t n = frame_build_agent_hello(c->out + c->out_len, out_room(c), c->max_frame,
+					    h.pipelining);
+	if (n < 0) { /* cannot happen: out_blocked() kept a frame's room */
+		protocol_error(c, FRAME_ST_RESOURCE, "AGENT-HELLO does not fit");
+		return;
+	}
+	c->out_len += (size_t)n;
+	metrics_frame(c->pool->metrics, METRICS_FRAME_AGENT_HELLO);
+	log_debug(CONN_FMT "hello: max-frame-size %" PRIu32 "%s%s", CONN_ARGS(c), c->max_frame,
+		  h.pipelining ? ", pipelining" : "", h.healthcheck ? ", health check" : "");
+	if (h.healthcheck) {
+		c->state = CONN_CLOSING; /* reply, then close */
+		c->in_len = 0;
+		c->deadline_base = ev_now(c->pool->loop);
+		arm_timer(c, c->deadline_base + LINGER_TIMEOUT);
+		return;
+	}
+	c->state = CONN_READY;
+	arm_timer(c, c->last_input + IDLE_TIMEOUT);
+}
+
+static bool string_arg(const struct notify_arg *a, const char **s, size_t *len)
+{
+	if (a->value.type != SPOP_T_STRING)
+		return false;
+	*s = (const char *)a->value.u.bytes.ptr;
+	*len = a->value.u.bytes.len;
+	return true;
+}
+
+/* Finds message `cutover` and fills req from its arguments. Arguments of
+ * other types than STRING count as absent; unknown ones are ignored. */
+static bool read_request(struct notify *n, struct route_request *req, struct spop_bytes *id)
+{
+	struct notify_message m;
+	struct notify_arg a;
+
+	while (frame_next_message(n, &m)) {
+		if (!spop_bytes_eq(m.name, "cutover"))
+			continue;
+		while (frame_next_arg(&m, &a)) {
+			if (spop_bytes_eq(a.name, "method"))
+				string_arg(&a, &req->method, &req->method_len);
+			else if (spop_bytes_eq(a.name, "path"))
+				string_arg(&a, &req->path, &req->path_len);
+			else if (spop_bytes_eq(a.name, "host"))
+				string_arg(&a, &req->host, &req->host_len);
+			else if (spop_bytes_eq(a.name, "id") && a.value.type == SPOP_T_STRING)
+				*id = a.value.u.bytes;
+		}
+		return true;
+	}
+	return false;
+}
+
+/* The ACK of the contract: txn backend, path, phase, route, status,
+ * deprecated, link, and proc phase. */
+static ssize_t build_ack(struct conn *c, const struct frame *f, const struct decision *d,
+			 unsigned current_phase, bool whole)
+{
+	struct ack_builder b;
+
+	frame_ack_begin(&b, c->out + c->out_len, out_room(c), c->max_frame, f->stream_id,
+			f->frame_id);
+	if (d) {
+		if (d->backend && whole)
+			frame_ack_set_string(&b, FRAME_SCOPE_TXN, "backend", d->backend,
+					     strlen(d->backend));
+		if (d->path && whole)
+			frame_ack_set_string(&b, FRAME_SCOPE_TXN, "path", d->path, d->path_len);
+		frame_ack_set_int64(&b, FRAME_SCOPE_TXN, "phase", d->phase);
+		if (d->route)
+			frame_ack_set_string(&b, FRAME_SCOPE_TXN, "route", d->route,
+					     strlen(d->route));
+		if (!whole)
+			frame_ack_set_int64(&b, FRAME_SCOPE_TXN, "status", 414);
+		else if (d->status)
+			frame_ack_set_int64(&b, FRAME_SCOPE_TXN, "status", d->status);
+		if (d->deprecated)
+			frame_ack_set_bool(&b, FRAME_SCOPE_TXN, "deprecated", true);
+		if (d->link && whole)
+			frame_ack_set_string(&b, FRAME_SCOPE_TXN, "link", d->link, d->link_len);
+	}
+	frame_ack_set_int64(&b, FRAME_SCOPE_PROC, "phase", current_phase);
+	return frame_ack_end(&b);
+}
+
+static void handle_notify(struct conn *c, const struct frame *f)
+{
+	struct conn_pool *pool = c->pool;
+	struct notify n;
+	unsigned status;
+
+	metrics_frame(pool->metrics, METRICS_FRAME_NOTIFY);
+	if (frame_parse_notify(f, &n, &status) != SPOP_OK) {
+		protocol_error(c, status, "bad NOTIFY");
+		return;
+	}
+	c->notifies++;
+
+	struct route_request req = { 0 };
+	struct spop_bytes id = { 0 };
+	struct decision d;
+	const struct plan *plan = pool->plan;
+	bool asked = read_request(&n, &req, &id);
+	unsigned current = plan_phase_number(plan, plan_current_phase(plan));
+
+	if (asked) {
+		router_decide(plan, &req, &d, pool->scratch, sizeof(pool->scratch));
+		metrics_decision(pool->metrics, d.phase, d.route, d.backend);
+	}
+	ssize_t len = build_ack(c, f, asked ? &d : NULL, current, true);
+	if (len < 0 && asked) {
+		/* The rewrite does not fit the negotiated frame: answer like a
+		 * rewrite that did not fit the router's scratch. */
+		log_warn(CONN_FMT "sid=%" PRIu64 " fid=%" PRIu64 " ACK over max-frame-size %" PRIu32
+			 ", answering 414",
+			 CONN_ARGS(c), f->stream_id, f->frame_id, c->max_frame);
+		len = build_ack(c, f, &d, current, false);
+	}
+	if (len < 0) { /* cannot happen: a bare ACK is far below 256 bytes */
+		protocol_error(c, FRAME_ST_RESOURCE, "ACK does not fit");
+		return;
+	}
+	c->out_len += (size_t)len;
+	metrics_frame(pool->metrics, METRICS_FRAME_ACK);
+	if (!asked) {
+		log_debug(CONN_FMT "sid=%" PRIu64 " fid=%" PRIu64 " no cutover message",
+			  CONN_ARGS(c), f->stream_id, f->frame_id);
+		return;
+	}
+	log_debug(CONN_FMT "sid=%" PRIu64 " fid=%" PRIu64 " id=%.*s %.*s %.*s -> phase %u route %s"
+		  " backend %s status %u%s",
+		  CONN_ARGS(c), f->stream_id, f->frame_id, (int)id.len, id.len ? (const char *)id.ptr : "",
+		  (int)req.method_len, req.method ? req.method : "", (int)req.path_len,
+		  req.path ? req.path : "", d.phase, d.route ? d.route : "-",
+		  d.backend ? d.backend : "-", d.status, d.deprecated ? " deprecated" : "");
+}
+
+static void handle_disconnect(struct conn *c, const struct frame *f)
+{
+	struct disconnect d;
+	unsigned status;
+
+	metrics_frame(c->pool->metrics, METRICS_FRAME_HAPROXY_DISCONNECT);
+	if (frame_parse_disconnect(f, &d, &status) != SPOP_OK) {
+		protocol_error(c, status, "bad HAPROXY-DISCONNECT");
+		return;
+	}
+	log_debug(CONN_FMT "HAProxy disconnects: status %u \"%.*s\"", CONN_ARGS(c), d.status,
+		  (int)d.message.len, d.message.ptr ? (const char *)d.message.ptr : "");
+	begin_closing(c, FRAME_ST_NORMAL);
+}
+
+static void handle_frame(struct conn *c, const struct frame *f)
+{
+	if (c->state == CONN_WAIT_HELLO) {
+		if (f->type == FRAME_HAPROXY_HELLO)
+			handle_hello(c, f);
+		else
+			protocol_error(c, FRAME_ST_INVALID, "frame before HELLO");
+		return;
+	}
+	if (!(f->flags & FRAME_FLAG_FIN)) {
+		protocol_error(c, FRAME_ST_NO_FRAGMENTATION, "frame without FIN");
+		return;
+	}
+	switch (f->type) {
+	case FRAME_NOTIFY:
+		handle_notify(c, f);
+		break;
+	case FRAME_HAPROXY_DISCONNECT:
+		handle_disconnect(c, f);
+		break;
+	case FRAME_HAPROXY_HELLO:
+		protocol_error(c, FRAME_ST_INVALID, "second HELLO");
+		break;
+	default: /* unknown types are ignored, as HAProxy does */
+		metrics_frame(c->pool->metrics, METRICS_FRAME_UNKNOWN);
+		log_debug(CONN_FMT "sid=%" PRIu64 " fid=%" PRIu64 " ignored frame type %u",
+			  CONN_ARGS(c), f->stream_id, f->frame_id, f->type);
+		break;
+	}
+}
+
+/* Handles every whole frame in the input while the output has room. */
+static void process_input(struct conn *c)
+{
+	size_t off = 0;
+
+	while (c->state == CONN_WAIT_HELLO || c->state == CONN_READY) {
+		if (out_blocked(c))
+			break;
+		struct frame f;
+		unsigned status;
+		ssize_t r = frame_split(c->in + off, c->in_len - off, c->max_frame, &f, &status);
+		if (r == SPOP_INCOMPLETE)
+			break;
+		if (r < 0) {
+			protocol_error(c, status, status == FRAME_ST_TOO_BIG
+							  ? "frame over max-frame-size"
+							  : "malformed frame");
+			break;
+		}
+		handle_frame(c, &f);
+		off += (size_t)r;
+	}
+	if (c->state == CONN_CLOSING) {
+		c->in_len = 0;
+	} else if (off) {
+		memmove(c->in, c->in + off, c->in_len - off);
+		c->in_len -= off;
+	}
+}
+
+static void on_read(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct conn *c = w->data;
+
+	(void)revents;
+	refresh_plan(c->pool);
+	for (int round = 0; round < READS_PER_EVENT; round++) {
+		size_t room = IN_CAP - c->in_len;
+		if (room == 0)
+			break;
+		ssize_t n = recv(c->fd, c->in + c->in_len, room, 0);
+		if (n == 0) {
+			close_now(c, c->in_len ? "peer closed mid-frame" : "peer closed");
+			return;
+		}
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			close_now(c, strerror(errno));
+			return;
+		}
+		if (c->state == CONN_CLOSING) { /* draining after our DISCONNECT */
+			c->in_len = 0;
+			continue;
+		}
+		c->last_input = ev_now(loop);
+		c->in_len += (size_t)n;
+		process_input(c);
+		if (c->state != CONN_READY || out_blocked(c) || (size_t)n < room)
+			break;
+	}
+	flush(c);
+	if (c->state != CONN_CLOSED)
+		update_interest(c);
+}
+
+/* Sends what is queued, in as few sends as the socket takes. */
+static void flush(struct conn *c)
+{
+	struct ev_loop *loop = c->pool->loop;
+
+	while (c->out_off < c->out_len) {
+		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+		if (n > 0) {
+			c->out_off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		close_now(c, n < 0 ? strerror(errno) : "send returned 0");
+		return;
+	}
+	if (c->out_off < c->out_len) {
+		if (c->out_off) { /* keep the unsent tail at the front */
+			memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+			c->out_len -= c->out_off;
+			c->out_off = 0;
+		}
+		ev_io_start(loop, &c->wio);
+		return;
+	}
+	c->out_off = c->out_len = 0;
+	ev_io_stop(loop, &c->wio);
+	if (c->state == CONN_CLOSING && !c->shut_wr) {
+		/* Half-close and drain, so unread input cannot turn our FIN into
+		 * a RST that would destroy the DISCONNECT in flight. */
+		shutdown(c->fd, SHUT_WR);
+		c->shut_wr = true;
+	}
+}
+
+static void on_write(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct conn *c = w->data;
+
+	(void)loop;
+	(void)revents;
+	flush(c);
+	if (c->state == CONN_CLOSED)
+		return;
+	if (c->in_len && !out_blocked(c)) { /* frames held back by back-pressure */
+		process_input(c);
+		flush(c);
+		if (c->state == CONN_CLOSED)
+			return;
+	}
+	update_interest(c);
+}
+
+static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct conn *c = w->data;
+	ev_tstamp now = ev_now(loop);
+
+	(void)revents;
+	switch (c->state) {
+	case CONN_WAIT_HELLO:
+		log_warn(CONN_FMT "no HELLO within %.0fs", CONN_ARGS(c), HELLO_TIMEOUT);
+		metrics_protocol_error(c->pool->metrics, FRAME_ST_TIMEOUT);
+		begin_closing(c, FRAME_ST_TIMEOUT);
+		break;
+	case CONN_READY:
+		if (now < c->last_input + IDLE_TIMEOUT) {
+			arm_timer(c, c->last_input + IDLE_TIMEOUT);
+			return;
+		}
+		log_debug(CONN_FMT "idle for %.0fs", CONN_ARGS(c), IDLE_TIMEOUT);
+		begin_closing(c, FRAME_ST_TIMEOUT);
+		break;
+	case CONN_CLOSING:
+		close_now(c, "linger timeout");
+		return;
+	default:
+		return;
+	}
+	flush(c);
+	if (c->state != CONN_CLOSED)
+		update_interest(c);
+}
+
+bool conn_accept(struct conn_pool *pool, int fd)
+{
+	struct conn *c = malloc(sizeof(*c));
+
+	if (c == NULL) {
+		log_warn("[w%u] out of memory for a connection", pool->worker_id);
+		close(fd);
+		return false;
+	}
+	c->pool = pool;
+	c->id = ++pool->next_id;
+	c->fd = fd;
+	c->state = CONN_WAIT_HELLO;
+	c->shut_wr = false;
+	c->max_frame = FRAME_AGENT_MAX_SIZE;
+	c->last_input = c->deadline_base = ev_now(pool->loop);
+	c->notifies = 0;
+	c->in_len = c->out_off = c->out_len = 0;
+	ev_io_init(&c->rio, on_read, fd, EV_READ);
+	ev_io_init(&c->wio, on_write, fd, EV_WRITE);
+	ev_init(&c->timer, on_timer);
+	c->rio.data = c->wio.data = c->timer.data = c;
+	list_insert(&pool->live, c);
+	pool->count++;
+	metrics_conn_opened(pool->metrics);
+	ev_io_start(pool->loop, &c->rio);
+	arm_timer(c, c->deadline_base + HELLO_TIMEOUT);
+	log_debug(CONN_FMT "accepted", CONN_ARGS(c));
+	return true;
+}
+
+void conn_pool_init(struct conn_pool *pool, struct ev_loop *loop, unsigned worker_id,
+		    struct metrics_worker *metrics, void (*released)(struct conn_pool *))
+{
+	pool->loop = loop;
+	pool->worker_id = worker_id;
+	pool->metrics = metrics;
+	pool->plan_generation = runtime_generation();
+	pool->plan = runtime_acquire();
+	pool->live = pool->dead = NULL;
+	pool->count = 0;
+	pool->next_id = 0;
+	pool->released = released;
+	ev_prepare_init(&pool->reaper, reap);
+	pool->reaper.data = pool;
+}
+
+void conn_pool_shutdown(struct conn_pool *pool)
+{
+	struct conn *c = pool->live, *next;
+
+	for (; c; c = next) {
+		next = c->next; /* flush may close c */
+		if (c->state == CONN_WAIT_HELLO || c->state == CONN_READY) {
+			begin_closing(c, FRAME_ST_NORMAL);
+			flush(c);
+			if (c->state != CONN_CLOSED)
+				update_interest(c);
+		}
+	}
+}
+
+void conn_pool_destroy(struct conn_pool *pool)
+{
+	while (pool->live) {
+		struct conn *c = pool->live;
+		list_remove(c);
+		close(c->fd);
+		free(c);
+	}
+	while (pool->dead) {
+		struct conn *c = pool->dead;
+		list_remove(c);
+		free(c);
+	}
+	pool->count = 0;
+	runtime_release(pool->plan);
+	pool->plan = NULL;
+}

@@ -1,2 +1,310 @@
-/* placeholder: replaced by its owner */
-int main(void) { return 1; }
+/* cutover-spoa: command line, first plan, workers, watcher, signals. */
+#include <errno.h>
+#include <ev.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "explain.h"
+#include "log.h"
+#include "metrics.h"
+#include "plan.h"
+#include "runtime.h"
+#include "watcher.h"
+#include "worker.h"
+
+#ifndef CUTOVER_VERSION
+#define CUTOVER_VERSION "unknown"
+#endif
+
+#define DEFAULT_LISTEN "127.0.0.1:12345"
+#define DEFAULT_MAX_CONNECTIONS 4096
+#define MAX_THREADS 256
+
+static const char usage_text[] =
+	"usage: cutover-spoa --config FILE [--listen ADDR:PORT] [--threads N]\n"
+	"                    [--log-level error|warn|info|debug] [--metrics ADDR:PORT]\n"
+	"                    [--max-connections N]\n"
+	"       cutover-spoa --check FILE\n"
+	"       cutover-spoa --explain FILE METHOD PATH [--phase NUMBER|NAME] [--all-phases]\n"
+	"       cutover-spoa --help | --version\n"
+	"\n"
+	"SPOE agent that routes HTTP requests through a migration plan.\n"
+	"  --config FILE          the plan (YAML); reloaded when it changes and on SIGHUP\n"
+	"  --listen ADDR:PORT     SPOP address, default " DEFAULT_LISTEN " ([::1]:PORT for IPv6)\n"
+	"  --threads N            worker threads, default: online CPUs\n"
+	"  --log-level LEVEL      error, warn, info (default) or debug; logs go to stderr\n"
+	"  --metrics ADDR:PORT    serve Prometheus text at GET /metrics\n"
+	"  --max-connections N    open HAProxy connections at most, default 4096\n"
+	"  --check FILE           validate a plan and print a summary\n"
+	"  --explain FILE METHOD PATH\n"
+	"                         print the decision for one request\n"
+	"SIGHUP reloads the plan; SIGTERM and SIGINT stop gracefully.\n";
+
+struct options {
+	const char *config;
+	const char *listen;
+	const char *metrics;
+	const char *check;
+	const char *explain;
+	const char *phase;
+	int all_phases;
+	unsigned threads;
+	unsigned max_connections;
+	enum log_level level;
+};
+
+/* "ADDR:PORT" or "[ADDR]:PORT" into a socket address. */
+static bool parse_address(const char *text, struct sockaddr_storage *ss, socklen_t *len,
+			  char *err, size_t errlen)
+{
+	char host[256];
+	const char *colon = strrchr(text, ':');
+
+	if (!colon || colon == text || !colon[1]) {
+		snprintf(err, errlen, "%s: expected ADDR:PORT", text);
+		return false;
+	}
+	size_t hlen = (size_t)(colon - text);
+	const char *h = text;
+	if (text[0] == '[') {
+		if (hlen < 2 || text[hlen - 1] != ']') {
+			snprintf(err, errlen, "%s: expected [ADDR]:PORT", text);
+			return false;
+		}
+		h = text + 1;
+		hlen -= 2;
+	}
+	if (hlen >= sizeof(host)) {
+		snprintf(err, errlen, "%s: address too long", text);
+		return false;
+	}
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+
+	char *end;
+	errno = 0;
+	long port = strtol(colon + 1, &end, 10);
+	if (errno || *end || port < 1 || port > 65535) {
+		snprintf(err, errlen, "%s: bad port", text);
+		return false;
+	}
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *res;
+	int e = getaddrinfo(host, colon + 1, &hints, &res);
+	if (e != 0) {
+		snprintf(err, errlen, "%s: %s", text, gai_strerror(e));
+		return false;
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return true;
+}
+
+static bool parse_count(const char *text, unsigned min, unsigned max, unsigned *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(text, &end, 10);
+
+	if (errno || *end || text == end || v < (long)min || v > (long)max)
+		return false;
+	*out = (unsigned)v;
+	return true;
+}
+
+/* Returns -1 to go on, or the exit status. */
+static int parse_options(int argc, char **argv, struct options *o)
+{
+	enum { OPT_PHASE = 256, OPT_ALL_PHASES, OPT_MAX_CONNS, OPT_METRICS, OPT_LOG_LEVEL };
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+		{ "metrics", required_argument, NULL, OPT_METRICS },
+		{ "max-connections", required_argument, NULL, OPT_MAX_CONNS },
+		{ "check", required_argument, NULL, 'C' },
+		{ "explain", required_argument, NULL, 'E' },
+		{ "phase", required_argument, NULL, OPT_PHASE },
+		{ "all-phases", no_argument, NULL, OPT_ALL_PHASES },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	int c;
+
+	o->threads = cpus < 1 ? 1 : cpus > MAX_THREADS ? MAX_THREADS : (unsigned)cpus;
+	while ((c = getopt_long(argc, argv, "c:l:t:hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': o->config = optarg; break;
+		case 'l': o->listen = optarg; break;
+		case 'C': o->check = optarg; break;
+		case 'E': o->explain = optarg; break;
+		case OPT_METRICS: o->metrics = optarg; break;
+		case OPT_PHASE: o->phase = optarg; break;
+		case OPT_ALL_PHASES: o->all_phases = 1; break;
+		case 't':
+			if (!parse_count(optarg, 1, MAX_THREADS, &o->threads)) {
+				fprintf(stderr, "cutover-spoa: --threads: 1 to %d\n", MAX_THREADS);
+				return 2;
+			}
+			break;
+		case OPT_MAX_CONNS:
+			if (!parse_count(optarg, 1, 1000000, &o->max_connections)) {
+				fprintf(stderr, "cutover-spoa: --max-connections: 1 to 1000000\n");
+				return 2;
+			}
+			break;
+		case OPT_LOG_LEVEL:
+			if (!log_parse_level(optarg, &o->level)) {
+				fprintf(stderr, "cutover-spoa: --log-level: error, warn, info or debug\n");
+				return 2;
+			}
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
+		case 'V':
+			printf("cutover-spoa %s\n", CUTOVER_VERSION);
+			return 0;
+		default:
+			fputs(usage_text, stderr);
+			return 2;
+		}
+	}
+	if (o->explain) {
+		if (argc - optind != 2) {
+			fprintf(stderr, "cutover-spoa: --explain FILE METHOD PATH\n");
+			return 2;
+		}
+		return -1;
+	}
+	if (optind != argc || (!o->check && !o->config)) {
+		fputs(usage_text, stderr);
+		return 2;
+	}
+	return -1;
+}
+
+struct main_state {
+	struct watcher *watcher;
+};
+
+static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct main_state *st = w->data;
+
+	(void)loop;
+	(void)revents;
+	log_info("SIGHUP: reloading the plan");
+	watcher_reload(st->watcher);
+}
+
+static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)revents;
+	log_info("%s: stopping", strsignal(w->signum));
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static int serve(const struct options *o)
+{
+	char err[1024];
+	struct sockaddr_storage addr, maddr;
+	socklen_t addrlen, maddrlen = 0;
+
+	if (!parse_address(o->listen ? o->listen : DEFAULT_LISTEN, &addr, &addrlen, err,
+			   sizeof(err)) ||
+	    (o->metrics && !parse_address(o->metrics, &maddr, &maddrlen, err, sizeof(err)))) {
+		log_error("%s", err);
+		return 1;
+	}
+	struct plan *plan = plan_load(o->config, err, sizeof(err));
+	if (!plan) {
+		log_error("%s", err);
+		return 1;
+	}
+	unsigned phase = plan_phase_number(plan, plan_current_phase(plan));
+	const char *phase_name = plan_phase_name(plan, plan_current_phase(plan));
+	runtime_init(plan);
+	signal(SIGPIPE, SIG_IGN);
+
+	struct ev_loop *loop = ev_default_loop(0);
+	struct main_state st = { 0 };
+	ev_signal hup, term, intr;
+	ev_signal_init(&hup, on_hup, SIGHUP);
+	ev_signal_init(&term, on_stop_signal, SIGTERM);
+	ev_signal_init(&intr, on_stop_signal, SIGINT);
+	hup.data = &st;
+	ev_signal_start(loop, &hup);
+	ev_signal_start(loop, &term);
+	ev_signal_start(loop, &intr);
+
+	struct metrics_server *ms = NULL;
+	if (o->metrics &&
+	    !(ms = metrics_server_start(loop, (struct sockaddr *)&maddr, maddrlen, err,
+					sizeof(err)))) {
+		log_error("--metrics %s: %s", o->metrics, err);
+		runtime_shutdown();
+		return 1;
+	}
+	st.watcher = watcher_start(loop, o->config);
+	if (!st.watcher) {
+		log_error("cannot watch %s", o->config);
+		metrics_server_stop(ms);
+		runtime_shutdown();
+		return 1;
+	}
+	struct workers *ws = workers_start(o->threads, (struct sockaddr *)&addr, addrlen,
+					   o->max_connections, err, sizeof(err));
+	if (!ws) {
+		log_error("--listen %s: %s", o->listen ? o->listen : DEFAULT_LISTEN, err);
+		watcher_stop(st.watcher);
+		metrics_server_stop(ms);
+		runtime_shutdown();
+		metrics_free_all();
+		return 1;
+	}
+	log_info("cutover-spoa %s: listening on %s with %u threads, plan %s, phase %u (%s)",
+		 CUTOVER_VERSION, o->listen ? o->listen : DEFAULT_LISTEN, o->threads, o->config,
+		 phase, phase_name ? phase_name : "?");
+	if (o->metrics)
+		log_info("metrics on http://%s/metrics", o->metrics);
+
+	ev_run(loop, 0);
+
+	watcher_stop(st.watcher);
+	metrics_server_stop(ms);
+	workers_stop(ws);
+	runtime_shutdown();
+	metrics_free_all();
+	ev_signal_stop(loop, &hup);
+	ev_signal_stop(loop, &term);
+	ev_signal_stop(loop, &intr);
+	log_info("stopped");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = { .max_connections = DEFAULT_MAX_CONNECTIONS, .level = LOGL_INFO };
+	int rc = parse_options(argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (o.check)
+		return explain_check(o.check, stdout, stderr);
+	if (o.explain)
+		return explain_request(o.explain, argv[optind], argv[optind + 1], o.phase,
+				       o.all_phases, stdout, stderr);
+	log_set_level(o.level);
+	return serve(&o);
+}

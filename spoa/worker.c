@@ -1,1 +1,290 @@
-/* placeholder: replaced by its owner */
+#include "worker.h"
+
+#include <errno.h>
+#include <ev.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "log.h"
+#include "metrics.h"
+
+#define ACCEPTS_PER_EVENT 64
+#define ACCEPT_RETRY 0.1    /* seconds between retries while paused */
+#define STOP_GRACE 3.0      /* seconds for connections to flush on stop */
+#define STOP_POLL 0.02
+
+struct worker {
+	unsigned id;
+	pthread_t thread;
+	bool started;
+	struct ev_loop *loop;
+	int lfd;
+	bool paused;
+	bool stopping;
+	ev_io accept_w;
+	ev_timer retry_w;
+	ev_async stop_w;
+	ev_timer stop_tick;
+	ev_tstamp stop_deadline;
+	struct conn_pool pool;
+};
+
+struct workers {
+	unsigned n;
+	struct worker *w;
+};
+
+/* Process-wide connection count against --max-connections. */
+static _Atomic unsigned open_connections;
+static unsigned max_connections;
+
+static bool reserve_connection(void)
+{
+	unsigned prev = atomic_fetch_add_explicit(&open_connections, 1, memory_order_relaxed);
+
+	if (prev < max_connections)
+		return true;
+	atomic_fetch_sub_explicit(&open_connections, 1, memory_order_relaxed);
+	return false;
+}
+
+static void release_connection(void)
+{
+	atomic_fetch_sub_explicit(&open_connections, 1, memory_order_relaxed);
+}
+
+static struct worker *pool_worker(struct conn_pool *pool)
+{
+	return (struct worker *)((char *)pool - offsetof(struct worker, pool));
+}
+
+static void pause_accept(struct worker *w, const char *why)
+{
+	if (!w->paused)
+		log_warn("[w%u] not accepting: %s", w->id, why);
+	w->paused = true;
+	ev_io_stop(w->loop, &w->accept_w);
+	ev_timer_again(w->loop, &w->retry_w);
+}
+
+static void resume_accept(struct worker *w)
+{
+	if (!w->paused || w->stopping)
+		return;
+	w->paused = false;
+	ev_timer_stop(w->loop, &w->retry_w);
+	ev_io_start(w->loop, &w->accept_w);
+	log_info("[w%u] accepting again", w->id);
+}
+
+static void on_released(struct conn_pool *pool)
+{
+	release_connection();
+	resume_accept(pool_worker(pool));
+}
+
+static void on_retry(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct worker *w = t->data;
+
+	(void)loop;
+	(void)revents;
+	if (atomic_load_explicit(&open_connections, memory_order_relaxed) < max_connections)
+		resume_accept(w);
+}
+
+static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct worker *w = io->data;
+
+	(void)loop;
+	(void)revents;
+	for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
+		if (!reserve_connection()) {
+			pause_accept(w, "--max-connections reached");
+			return;
+		}
+		int fd = accept4(w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			int e = errno;
+			release_connection();
+			if (e == EINTR || e == ECONNABORTED)
+				continue;
+			if (e == EAGAIN || e == EWOULDBLOCK)
+				return;
+			if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+				pause_accept(w, strerror(e));
+				return;
+			}
+			log_warn("[w%u] accept: %s", w->id, strerror(e));
+			return;
+		}
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (!conn_accept(&w->pool, fd))
+			release_connection();
+	}
+}
+
+static void on_stop_tick(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct worker *w = t->data;
+
+	(void)revents;
+	if (w->pool.count == 0 || ev_now(loop) >= w->stop_deadline)
+		ev_break(loop, EVBREAK_ALL);
+}
+
+static void on_stop(struct ev_loop *loop, ev_async *a, int revents)
+{
+	struct worker *w = a->data;
+
+	(void)revents;
+	w->stopping = true;
+	ev_io_stop(loop, &w->accept_w);
+	ev_timer_stop(loop, &w->retry_w);
+	close(w->lfd);
+	w->lfd = -1;
+	conn_pool_shutdown(&w->pool);
+	w->stop_deadline = ev_now(loop) + STOP_GRACE;
+	ev_timer_set(&w->stop_tick, 0, STOP_POLL);
+	ev_timer_start(loop, &w->stop_tick);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	ev_run(w->loop, 0);
+	unsigned left = w->pool.count;
+	conn_pool_destroy(&w->pool);
+	for (unsigned i = 0; i < left; i++)
+		release_connection();
+	if (left)
+		log_warn("[w%u] %u connections did not close in time", w->id, left);
+	return NULL;
+}
+
+static int listen_on(const struct sockaddr *addr, socklen_t addrlen, char *err, size_t errlen)
+{
+	int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1;
+
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+	    (addr->sa_family == AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)) {
+		snprintf(err, errlen, "setsockopt: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (bind(fd, addr, addrlen) != 0) {
+		snprintf(err, errlen, "bind: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (listen(fd, SOMAXCONN) != 0) {
+		snprintf(err, errlen, "listen: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void worker_free(struct worker *w)
+{
+	if (w->lfd >= 0)
+		close(w->lfd);
+	if (w->loop)
+		ev_loop_destroy(w->loop);
+}
+
+static void workers_free(struct workers *ws)
+{
+	for (unsigned i = 0; i < ws->n; i++)
+		worker_free(&ws->w[i]);
+	free(ws->w);
+	free(ws);
+}
+
+struct workers *workers_start(unsigned n, const struct sockaddr *addr, socklen_t addrlen,
+			      unsigned max_conns, char *err, size_t errlen)
+{
+	struct workers *ws = calloc(1, sizeof(*ws));
+
+	if (ws == NULL || (ws->w = calloc(n, sizeof(*ws->w))) == NULL) {
+		free(ws);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	max_connections = max_conns;
+	ws->n = n;
+	for (unsigned i = 0; i < n; i++) {
+		struct worker *w = &ws->w[i];
+		w->id = i + 1;
+		w->lfd = listen_on(addr, addrlen, err, errlen);
+		w->loop = ev_loop_new(EVFLAG_AUTO);
+		w->pool.metrics = metrics_worker_new();
+		if (w->lfd < 0 || w->loop == NULL || w->pool.metrics == NULL) {
+			if (w->lfd >= 0)
+				snprintf(err, errlen, "cannot create worker %u", w->id);
+			workers_stop(ws);
+			return NULL;
+		}
+		ev_io_init(&w->accept_w, on_accept, w->lfd, EV_READ);
+		ev_init(&w->retry_w, on_retry);
+		w->retry_w.repeat = ACCEPT_RETRY;
+		ev_async_init(&w->stop_w, on_stop);
+		ev_init(&w->stop_tick, on_stop_tick);
+		w->accept_w.data = w->retry_w.data = w->stop_w.data = w->stop_tick.data = w;
+		/* Started before the thread exists: a stop sent early is not lost. */
+		conn_pool_init(&w->pool, w->loop, w->id, w->pool.metrics, on_released);
+		ev_io_start(w->loop, &w->accept_w);
+		ev_async_start(w->loop, &w->stop_w);
+	}
+
+	/* Workers never take signals: the main loop handles them all. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (unsigned i = 0; i < n; i++) {
+		int e = pthread_create(&ws->w[i].thread, NULL, worker_main, &ws->w[i]);
+		if (e != 0) {
+			snprintf(err, errlen, "pthread_create: %s", strerror(e));
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+			workers_stop(ws);
+			return NULL;
+		}
+		ws->w[i].started = true;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return ws;
+}
+
+void workers_stop(struct workers *ws)
+{
+	for (unsigned i = 0; i < ws->n; i++)
+		if (ws->w[i].started)
+			ev_async_send(ws->w[i].loop, &ws->w[i].stop_w);
+	for (unsigned i = 0; i < ws->n; i++) {
+		struct worker *w = &ws->w[i];
+		if (w->started)
+			pthread_join(w->thread, NULL);
+		else if (w->pool.plan) /* never ran: its pool still holds the plan */
+			conn_pool_destroy(&w->pool);
+	}
+	workers_free(ws);
+}

@@ -1,0 +1,59 @@
+/* conn: one HAProxy connection speaking SPOP, on its worker's libev loop.
+ *
+ * States: WAIT_HELLO (only HAPROXY-HELLO is legal), READY (NOTIFY and
+ * HAPROXY-DISCONNECT), CLOSING (AGENT-DISCONNECT or the health-check reply is
+ * queued: flush, half-close, drain, close). Each read handles every whole
+ * frame it brought in and writes their replies with one send. A protocol
+ * error sends AGENT-DISCONNECT with its SPOP status and closes that
+ * connection only. Connections are freed from a prepare watcher, never
+ * inside their own callbacks.
+ *
+ * A conn_pool is the part of a worker that conn uses: its loop, its plan
+ * reference and its counters. Everything in it belongs to the worker's
+ * thread; nothing here is shared with another thread except through
+ * runtime.h and metrics.h. */
+#ifndef CUTOVER_CONN_H
+#define CUTOVER_CONN_H
+
+#include <ev.h>
+#include <stdint.h>
+
+#include "frame.h"
+
+struct conn;
+struct plan;
+struct metrics_worker;
+
+struct conn_pool {
+	struct ev_loop *loop;
+	unsigned worker_id;
+	struct metrics_worker *metrics;
+	const struct plan *plan;  /* this worker's reference (runtime_acquire) */
+	uint64_t plan_generation; /* runtime_generation() when plan was taken */
+	struct conn *live;        /* open connections */
+	struct conn *dead;        /* closed, freed by reaper */
+	unsigned count;           /* open connections */
+	uint64_t next_id;
+	ev_prepare reaper;
+	/* Called (on the worker's thread) after a connection was freed. */
+	void (*released)(struct conn_pool *pool);
+	char scratch[FRAME_AGENT_MAX_SIZE]; /* router_decide's rewrite space */
+};
+
+/* Takes a plan reference; plan_generation and plan are set from runtime. */
+void conn_pool_init(struct conn_pool *pool, struct ev_loop *loop, unsigned worker_id,
+		    struct metrics_worker *metrics, void (*released)(struct conn_pool *));
+
+/* Frees every connection at once and drops the plan reference. Only once
+ * the loop no longer runs. */
+void conn_pool_destroy(struct conn_pool *pool);
+
+/* Adopts an accepted, non-blocking socket. On allocation failure the socket
+ * is closed and false returned. */
+bool conn_accept(struct conn_pool *pool, int fd);
+
+/* Graceful stop: every connection gets AGENT-DISCONNECT status 0 (after
+ * what it already queued) and closes once flushed. */
+void conn_pool_shutdown(struct conn_pool *pool);
+
+#endif
