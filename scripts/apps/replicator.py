@@ -81,7 +81,11 @@ class Direction:
         self.src.execute("BEGIN")  # one read transaction: rows and head agree
         try:
             head = self.head()
-            rows = self.src.execute("SELECT id, name, price FROM %s" % self.src_table).fetchall()
+            # Only the source side's own rows (by id parity): rows it holds as
+            # copies of the target's may be stale there by now.
+            rows = self.src.execute("SELECT id, name, price FROM %s WHERE id %% 2 = ?"
+                                    % self.src_table,
+                                    (store.SIDES[self.src_side]["first_id"] % 2,)).fetchall()
         finally:
             self.src.execute("COMMIT")
         self.apply((("insert", r[0], r[1], r[2]) for r in rows), head)
