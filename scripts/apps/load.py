@@ -49,6 +49,10 @@ copying) before they count as lost; lost writes are also counted by the phase
 their last acknowledged write was made in. Verify only once everything that
 should reach the verified db has (e.g. the replicator drained).
 
+Each request's record (--requests-log, failure samples) has its time, phase,
+API, op, method, path, status, X-Served-By, latency, error, and the
+X-Cutover-Id the app echoed (HAProxy's unique id: the key to its log line).
+
 The report (JSON, --report or stdout) holds totals, failures with samples,
 per-op, per-status, per-served-by, per-phase and per-second counts, latency
 percentiles and the verification. SIGTERM/SIGINT end the load early; the
@@ -253,12 +257,13 @@ class Client(threading.Thread):
             method, path, want = "GET", qpath + "?limit=20", None
         endpoint = self.command if op in WRITES else self.query
         start = time.monotonic()
-        status, served, error, data, deprecated = None, None, None, b"", False
+        status, served, error, data, deprecated, rid = None, None, None, b"", False, None
         try:
             resp, data = endpoint.request(method, path, body, self.headers)
             status = resp.status
             served = resp.getheader("X-Served-By")
             deprecated = resp.getheader("Deprecation") is not None
+            rid = resp.getheader("X-Cutover-Id")
         except Exception as e:  # noqa: BLE001 - every transport error is a failure
             error = "%s: %s" % (type(e).__name__, e)
         done = time.monotonic()
@@ -270,7 +275,7 @@ class Client(threading.Thread):
             self.deprecated += 1
         self.rec.add({"t": round(done - self.t0, 4), "phase": phase, "api": api,
                       "client": self.n, "op": op, "method": method, "path": path,
-                      "status": status, "served_by": served,
+                      "status": status, "served_by": served, "request_id": rid,
                       "latency_ms": round((done - start) * 1000, 2), "error": error})
 
     def judge(self, op, ent, want, status, served, data, now, phase):

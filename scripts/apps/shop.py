@@ -21,7 +21,9 @@ only writes:
 HEAD is served wherever GET is. A method the app does not serve on its own
 path gets 405 with Allow; any other path gets 404, so a request routed to the
 wrong app shows up instead of being served. A body that is not JSON, or not
-the fields above, gets 400. Every response carries X-Served-By: <role>.
+the fields above, gets 400. Every response carries X-Served-By: <role>, and
+echoes the request's X-Cutover-Id (HAProxy's unique id) when it has a sane
+one, so a client can find its request in HAProxy's log.
 SIGTERM/SIGINT stop it (exit 0).
 """
 import argparse
@@ -47,6 +49,7 @@ LIST_DEFAULT, LIST_MAX = 100, 1000
 # Idle keep-alive connections are closed after this; keep it above HAProxy's
 # server-side idle time so HAProxy, not the app, ends idle connections.
 IDLE_TIMEOUT_S = 300
+REQUEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
 
 class BadRequest(Exception):
@@ -166,6 +169,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         body = b"" if doc is None else (json.dumps(doc) + "\n").encode()
         self.send_response(status)
         self.send_header("X-Served-By", self.shop.role)
+        rid = self.request_id()
+        if rid:
+            self.send_header("X-Cutover-Id", rid)
         if doc is not None:
             self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -184,10 +190,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except OSError:
             pass
 
+    def request_id(self):
+        headers = getattr(self, "headers", None)  # absent when the request line was bad
+        rid = headers.get("X-Cutover-Id", "") if headers else ""
+        return rid if REQUEST_ID.fullmatch(rid) else None
+
     def log_request(self, code="-", size="-"):
         if self.access_log:
-            self.access_log.write('%s "%s" %s\n' % (self.log_date_time_string(),
-                                                     self.requestline, code))
+            self.access_log.write('%s "%s" %s id=%s\n' % (
+                self.log_date_time_string(), self.requestline, code, self.request_id() or "-"))
             self.access_log.flush()
 
     def log_message(self, fmt, *args):

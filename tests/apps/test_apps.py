@@ -29,12 +29,12 @@ class App:
         harness.wait_port("127.0.0.1", self.port, proc=self.proc.proc)
         self.url = "http://127.0.0.1:%d" % self.port
 
-    def call(self, method, path, body=None, raw=None):
-        """One request on a fresh connection: (status, headers, parsed JSON or None)."""
+    def call(self, method, path, body=None, raw=None, headers=None):
+        """One request on a fresh connection: (status, response, parsed JSON or None)."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         try:
             data = raw if raw is not None else (None if body is None else json.dumps(body))
-            conn.request(method, path, body=data)
+            conn.request(method, path, body=data, headers=headers or {})
             resp = conn.getresponse()
             text = resp.read()
             doc = json.loads(text) if text else None
@@ -158,6 +158,11 @@ def crud(s, side):
     for app in (q, c):
         st, r, got = app.call("GET", "/healthz")
         assert st == 200 and r.getheader("X-Served-By") == app.role, (st, got)
+    # HAProxy's unique id comes back; anything that is not an id does not
+    rid = "7F000001:DE78_7F000001:A2E9_6B08F455_0BB7:7DC2"
+    for sent, back in ((rid, rid), ("a b", None), ("x" * 200, None)):
+        st, r, got = q.call("GET", "/query/api/%s" % e, headers={"X-Cutover-Id": sent})
+        assert st == 200 and r.getheader("X-Cutover-Id") == back, (sent, r.getheader("X-Cutover-Id"))
     # keep-alive: three requests on one connection, each with Content-Length
     conn = http.client.HTTPConnection("127.0.0.1", q.port, timeout=10)
     try:
