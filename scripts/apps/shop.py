@@ -158,7 +158,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = IDLE_TIMEOUT_S
     disable_nagle_algorithm = True  # headers and body are separate writes
-    shop = None        # set by serve()
+    shop = None        # set by main()
     access_log = None  # file object or None
 
     # -- plumbing ---------------------------------------------------------
@@ -175,6 +175,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if doc is not None:
             self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         for k, v in extra:
             self.send_header(k, v)
         self.end_headers()
@@ -185,8 +187,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         """Errors found by http.server itself (bad request line, ...), same shape."""
         self.close_connection = True
         try:
-            self.reply(code, {"error": message or self.responses.get(code, ("error",))[0]},
-                       [("Connection", "close")])
+            self.reply(code, {"error": message or self.responses.get(code, ("error",))[0]})
         except OSError:
             pass
 
@@ -205,6 +206,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass  # quiet: one access-log line per request at most (log_request)
 
     def read_body(self):
+        """The request body; when it cannot be read whole, the connection is
+        closed after the answer (the rest of the stream is not a request)."""
+        self.close_connection = True
         if self.headers.get("Transfer-Encoding"):
             raise BadRequest("chunked bodies are not accepted; send Content-Length")
         try:
@@ -213,7 +217,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise BadRequest("bad Content-Length")
         if n < 0 or n > MAX_BODY:
             raise BadRequest("body must be 0..%d bytes" % MAX_BODY)
-        return self.rfile.read(n)
+        body = self.rfile.read(n)
+        self.close_connection = self.client_wants_close
+        return body
 
     # -- dispatch ---------------------------------------------------------
     def do_GET(self):
@@ -222,6 +228,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_GET
 
     def dispatch(self):
+        self.client_wants_close = self.close_connection
         try:
             body = b""
             if self.command in ("POST", "PUT", "PATCH") or self.headers.get("Content-Length"):

@@ -5,7 +5,6 @@ import contextlib
 import http.client
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
