@@ -30,10 +30,10 @@ first line tags every request (per-phase counts in the report).
 
 A request FAILS when: the connection fails or times out; the status is not
 the expected one (create 201, update 200, delete 204, read 200, list 200);
-the body is not the expected JSON (create/update must echo the name and price
-sent, a read must carry the id asked for, a list must be an array); or the
-answer lacks X-Served-By or comes from the wrong kind of app (writes from a
-*-command app, reads from a *-query app).
+the body is not the expected JSON (create and update echo the name and price
+sent, a create brings an id no create returned before, a read carries the id
+asked for, a list is an array); or the answer lacks X-Served-By or comes from
+the wrong kind of app (writes from a *-command app, reads from a *-query app).
 NOT a failure, but counted: a read whose body differs from the last
 acknowledged state (`stale_reads`), and responses carrying a Deprecation
 header (`deprecated`).
@@ -185,10 +185,11 @@ def paths(api):
 
 
 class Client(threading.Thread):
-    def __init__(self, n, args, control, recorder, budget, t0, stop):
+    def __init__(self, n, args, control, recorder, budget, t0, stop, ids):
         super().__init__(name="client-%d" % n, daemon=True)
         self.n, self.args, self.control, self.rec = n, args, control, recorder
         self.budget, self.t0, self.stop = budget, t0, stop
+        self.ids = ids  # every id any client was given: id -> client number
         self.rng = random.Random(args.seed * 1000 + n)
         self.query = Endpoint(args.url, args.timeout)
         self.command = Endpoint(args.command_url or args.url, args.timeout)
@@ -309,8 +310,8 @@ class Client(threading.Thread):
             if not isinstance(eid, int) or doc.get("name") != want["name"] \
                     or doc.get("price") != want["price"]:
                 return "create answered %r for %r" % (doc, want)
-            if eid in self.entities:
-                return "create returned id %d twice" % eid
+            if self.ids.setdefault(eid, self.n) != self.n or eid in self.entities:
+                return "create returned id %d, already given to client %d" % (eid, self.ids[eid])
             e = Entity(eid, want["name"], want["price"], now, phase)
             self.entities[eid] = e
             self.live.append(e)
@@ -488,7 +489,8 @@ def main():
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda s, f: stop.set())
     t0 = time.monotonic()
-    clients = [Client(n, args, control, recorder, budget, t0, stop)
+    ids = {}  # dict.setdefault is atomic: a duplicate id cannot slip through
+    clients = [Client(n, args, control, recorder, budget, t0, stop, ids)
                for n in range(args.clients)]
     for c in clients:
         c.start()
