@@ -23,7 +23,9 @@ path gets 405 with Allow; any other path gets 404, so a request routed to the
 wrong app shows up instead of being served. A body that is not JSON, or not
 the fields above, gets 400. Every response carries X-Served-By: <role>, and
 echoes the request's X-Cutover-Id (HAProxy's unique id) when it has a sane
-one, so a client can find its request in HAProxy's log.
+one, so a client can find its request in HAProxy's log, and X-Request-Path:
+the request target as the app received it (after any rewrite by the proxy),
+when it is printable ASCII of at most 2048 bytes.
 SIGTERM/SIGINT stop it (exit 0).
 """
 import argparse
@@ -50,6 +52,7 @@ LIST_DEFAULT, LIST_MAX = 100, 1000
 # server-side idle time so HAProxy, not the app, ends idle connections.
 IDLE_TIMEOUT_S = 300
 REQUEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+PRINTABLE_TARGET = re.compile(r"[!-~]{1,2048}")
 
 
 class BadRequest(Exception):
@@ -172,6 +175,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         rid = self.request_id()
         if rid:
             self.send_header("X-Cutover-Id", rid)
+        target = getattr(self, "path", "")
+        if PRINTABLE_TARGET.fullmatch(target):
+            self.send_header("X-Request-Path", target)
         if doc is not None:
             self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))

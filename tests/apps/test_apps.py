@@ -120,8 +120,9 @@ def crud(s, side):
     doc = create(c, side, "first", 12.5)
     eid = doc["id"]
     assert doc == {"id": eid, "name": "first", "price": 12.5}, doc
-    st, r, got = q.call("GET", "/query/api/%s/%d" % (e, eid))
+    st, r, got = q.call("GET", "/query/api/%s/%d?x=1" % (e, eid))
     assert (st, got, r.getheader("X-Served-By")) == (200, doc, side + "-query"), (st, got)
+    assert r.getheader("X-Request-Path") == "/query/api/%s/%d?x=1" % (e, eid)
     st, r, got = c.call("PUT", "/command/api/%s/%d" % (e, eid), {"name": "second", "price": 3})
     assert (st, got, r.getheader("X-Served-By")) == (
         200, {"id": eid, "name": "second", "price": 3}, side + "-command"), (st, got)
