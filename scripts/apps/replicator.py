@@ -13,8 +13,10 @@ How (schema in store.py):
 - changes are applied in seq order, in batches; each batch and the new
   position (the last seq applied, kept in the target db) commit together, so
   a restart resumes exactly where the last run stopped.
-- the first time a target meets a source (no position yet) it takes a
-  consistent snapshot of the source's rows instead of replaying the log.
+- the first time a target meets a source (no position yet) it copies a
+  consistent snapshot of the rows the source side owns (its id parity)
+  instead of replaying the log; rows the source holds as copies of the
+  target's may be stale there.
 - inserts and updates are applied as upserts of the logged state, deletes as
   deletes, so applying a change twice would be harmless too.
 - applied log entries are pruned from the source about once a second.
