@@ -1,1 +1,231 @@
-/* placeholder: replaced by its owner */
+/* watcher: reloads the plan file when it changes, keeping the last good plan.
+ *
+ * A change is any difference in the file's signature: device, inode, size,
+ * modification time and the path it resolves to. That covers in-place
+ * writes, rename-over, symlink swaps (the ConfigMap ..data link moves, so the
+ * resolved path and inode change) and delete-then-recreate. Two triggers
+ * look at it: ev_stat (inotify where libev has it) for a quick answer, and a
+ * periodic timer that catches whatever ev_stat misses, such as a swap
+ * through an intermediate symlink.
+ *
+ * A file modified within the last SETTLE seconds is loaded only once it has
+ * been quiet that long, so a plan written in place in several writes is
+ * read whole. A file is loaded once per signature: a rejected file that does
+ * not change is not loaded, nor logged, again. SIGHUP forces a load. */
+#include "watcher.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "log.h"
+#include "plan.h"
+#include "runtime.h"
+
+#define POLL_INTERVAL 0.25 /* seconds between signature checks */
+#define SETTLE 0.1         /* seconds a file must be unmodified to be read */
+
+/* What identifies one version of the file. */
+struct signature {
+	int err; /* 0, or the errno that made the file unreadable */
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtim;
+	char real[PATH_MAX]; /* the path with every symlink resolved */
+};
+
+struct watcher {
+	struct ev_loop *loop;
+	const char *path;
+	ev_stat stat_w;
+	ev_timer poll_w;
+	ev_timer settle_w;
+	bool force;            /* a forced load waits for the file to settle */
+	struct signature seen; /* the last version loaded or rejected */
+};
+
+static _Atomic uint64_t reloads_accepted;
+static _Atomic uint64_t reloads_rejected;
+
+static void signature_read(const char *path, struct signature *sig)
+{
+	struct stat st;
+
+	memset(sig, 0, sizeof(*sig));
+	if (stat(path, &st) != 0 || realpath(path, sig->real) == NULL) {
+		sig->err = errno != 0 ? errno : ENOENT;
+		sig->real[0] = '\0';
+		return;
+	}
+	sig->dev = st.st_dev;
+	sig->ino = st.st_ino;
+	sig->size = st.st_size;
+	sig->mtim = st.st_mtim;
+}
+
+static bool signature_equal(const struct signature *a, const struct signature *b)
+{
+	if (a->err != 0 || b->err != 0)
+		return a->err == b->err;
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtim.tv_sec == b->mtim.tv_sec &&
+	       a->mtim.tv_nsec == b->mtim.tv_nsec &&
+	       strcmp(a->real, b->real) == 0;
+}
+
+/* Seconds until the file has been unmodified for SETTLE, or 0 when it has
+ * (a modification time in the future counts as settled). */
+static double settle_left(const struct signature *sig)
+{
+	struct timespec now;
+	double age;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	age = (double)(now.tv_sec - sig->mtim.tv_sec) +
+	      (double)(now.tv_nsec - sig->mtim.tv_nsec) / 1e9;
+	if (age < 0 || age >= SETTLE)
+		return 0;
+	return SETTLE - age;
+}
+
+/* Logs why the file was not applied (reason starts with the file name),
+ * naming the plan that keeps serving. */
+static void reject_plan(const char *reason)
+{
+	const struct plan *cur = runtime_acquire();
+	int phase = plan_current_phase(cur);
+
+	log_error("%s; keeping plan generation %" PRIu64 ", phase %u (%s)",
+		  reason, runtime_generation(), plan_phase_number(cur, phase),
+		  plan_phase_name(cur, phase));
+	runtime_release(cur);
+	atomic_fetch_add_explicit(&reloads_rejected, 1, memory_order_relaxed);
+}
+
+/* Publishes next and logs the phase change, or that there was none. */
+static void apply_plan(const struct watcher *w, struct plan *next)
+{
+	const struct plan *prev = runtime_acquire();
+	int from = plan_current_phase(prev), to = plan_current_phase(next);
+	unsigned from_num = plan_phase_number(prev, from);
+	unsigned to_num = plan_phase_number(next, to);
+	const char *from_name = plan_phase_name(prev, from);
+	const char *to_name = plan_phase_name(next, to);
+
+	runtime_publish(next); /* prev stays alive: we hold a reference */
+	if (from_num != to_num || strcmp(from_name, to_name) != 0)
+		log_info("phase change: %u (%s) -> %u (%s) file=%s generation=%" PRIu64,
+			 from_num, from_name, to_num, to_name, w->path,
+			 runtime_generation());
+	else
+		log_info("plan reloaded: phase %u (%s) unchanged file=%s generation=%" PRIu64,
+			 to_num, to_name, w->path, runtime_generation());
+	runtime_release(prev);
+	atomic_fetch_add_explicit(&reloads_accepted, 1, memory_order_relaxed);
+}
+
+/* Loads the file if its signature moved since the last version handled (or
+ * always, when forced), once it has settled. */
+static void check(struct watcher *w)
+{
+	struct signature now;
+	char err[512];
+	struct plan *next;
+	double wait;
+
+	if (ev_is_active(&w->settle_w))
+		return; /* a load is already scheduled */
+	signature_read(w->path, &now);
+	if (!w->force && signature_equal(&now, &w->seen))
+		return;
+	if (now.err == 0 && (wait = settle_left(&now)) > 0) {
+		ev_timer_set(&w->settle_w, wait, 0.);
+		ev_timer_start(w->loop, &w->settle_w);
+		return;
+	}
+	w->force = false;
+	w->seen = now;
+	if (now.err != 0) {
+		snprintf(err, sizeof(err), "%s: %s", w->path, strerror(now.err));
+		reject_plan(err);
+		return;
+	}
+	next = plan_load(w->path, err, sizeof(err));
+	if (next == NULL) {
+		reject_plan(err);
+		return;
+	}
+	/* Written again while it was read? seen predates the read, so the next
+	 * check sees the difference and loads the newer version. */
+	apply_plan(w, next);
+}
+
+static void on_stat(struct ev_loop *loop, ev_stat *ev, int revents)
+{
+	(void)loop;
+	(void)revents;
+	check(ev->data);
+}
+
+static void on_timer(struct ev_loop *loop, ev_timer *ev, int revents)
+{
+	(void)loop;
+	(void)revents;
+	check(ev->data);
+}
+
+struct watcher *watcher_start(struct ev_loop *loop, const char *path)
+{
+	struct watcher *w = calloc(1, sizeof(*w));
+
+	if (w == NULL)
+		return NULL;
+	w->loop = loop;
+	w->path = path;
+	signature_read(path, &w->seen);
+	ev_stat_init(&w->stat_w, on_stat, path, 0.);
+	w->stat_w.data = w;
+	ev_timer_init(&w->poll_w, on_timer, POLL_INTERVAL, POLL_INTERVAL);
+	w->poll_w.data = w;
+	ev_timer_init(&w->settle_w, on_timer, SETTLE, 0.);
+	w->settle_w.data = w;
+	ev_stat_start(loop, &w->stat_w);
+	ev_timer_start(loop, &w->poll_w);
+	log_info("watching plan file %s", path);
+	return w;
+}
+
+void watcher_reload(struct watcher *w)
+{
+	log_debug("forced reload file=%s", w->path);
+	w->force = true;
+	check(w);
+}
+
+void watcher_stop(struct watcher *w)
+{
+	if (w == NULL)
+		return;
+	ev_stat_stop(w->loop, &w->stat_w);
+	ev_timer_stop(w->loop, &w->poll_w);
+	ev_timer_stop(w->loop, &w->settle_w);
+	free(w);
+}
+
+uint64_t watcher_reloads_accepted(void)
+{
+	return atomic_load_explicit(&reloads_accepted, memory_order_relaxed);
+}
+
+uint64_t watcher_reloads_rejected(void)
+{
+	return atomic_load_explicit(&reloads_rejected, memory_order_relaxed);
+}
