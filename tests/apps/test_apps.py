@@ -225,26 +225,31 @@ def replication_old_to_new_and_back():
         replicates(s, "new", "old")
 
 
+def drain_once(s):
+    out = subprocess.run([sys.executable, os.path.join(APPS, "replicator.py"), "--old",
+                          s.db["old"], "--new", s.db["new"], "--drain-once"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stderr
+
+
 @case
 def replication_does_not_ping_pong():
-    with shop(replicator=True) as s:
-        doc = create(s["old-command"], "old", "pp", 1)
-        q = s["new-query"]
-        wait_for(lambda: q.call("GET", "/query/api/seafoods/%d" % doc["id"])[0] == 200 or None,
-                 "replication of the create")
-        time.sleep(0.3)  # let the NEW->OLD direction pass over the replica entry
-        before = seq(s.db["old"]), seq(s.db["new"])
-        st, _, _ = s["old-command"].call("PUT", "/command/api/squids/%d" % doc["id"],
-                                         {"name": "pp2", "price": 2})
-        assert st == 200
-        wait_for(lambda: q.call("GET", "/query/api/seafoods/%d" % doc["id"])[2]["name"] == "pp2"
-                 or None, "replication of the update")
-        time.sleep(0.5)  # 25 polls: a ping-pong would keep both logs growing
-        after = seq(s.db["old"]), seq(s.db["new"])
-        assert (after[0] - before[0], after[1] - before[1]) == (1, 1), (before, after)
-        with contextlib.closing(sqlite3.connect(s.db["new"])) as c:
-            origins = c.execute("SELECT origin FROM changes WHERE id = ?", (doc["id"],)).fetchall()
-        assert origins and all(o == ("replica",) for o in origins), origins
+    with shop() as s:
+        for side, other in (("old", "new"), ("new", "old")):
+            eid = create(s[side + "-command"], side, "pp", 1)["id"]
+            drain_once(s)
+            before = seq(s.db[side]), seq(s.db[other])
+            st, _, _ = s[side + "-command"].call("PUT", "/command/api/%s/%d" % (ENTITY[side], eid),
+                                                 {"name": "pp2", "price": 2})
+            assert st == 200
+            for _ in range(3):  # a ping-pong would add changes on every run
+                drain_once(s)
+            after = seq(s.db[side]), seq(s.db[other])
+            # one change where it was made, one where it was copied, no echo
+            assert (after[0] - before[0], after[1] - before[1]) == (1, 1), (side, before, after)
+            st, _, got = s[other + "-query"].call("GET", "/query/api/%s/%d" % (ENTITY[other], eid))
+            assert (st, got) == (200, {"id": eid, "name": "pp2", "price": 2}), (st, got)
 
 
 @case
@@ -268,12 +273,34 @@ def sigterm_drains_everything_then_resumes():
         # While stopped, OLD takes a write; the next run resumes from its
         # persisted position (no second snapshot) and copies just that.
         late = create(s["old-command"], "old", "late", 1)["id"]
-        out = subprocess.run([sys.executable, os.path.join(APPS, "replicator.py"), "--old",
-                              s.db["old"], "--new", s.db["new"], "--drain-once"],
-                             capture_output=True, text=True, timeout=60)
-        assert out.returncode == 0, out.stderr
-        assert "first sync" not in out.stderr and "old->new applied 1 " in out.stderr, out.stderr
+        err = drain_once(s)
+        assert "first sync" not in err and "old->new applied 1 " in err, err
         assert s["new-query"].call("GET", "/query/api/seafoods/%d" % late)[0] == 200
+
+
+@case
+def first_sync_copies_only_each_sides_own_rows():
+    d = tempfile.mkdtemp(prefix="cutover-apps-")
+    old, new = os.path.join(d, "old.db"), os.path.join(d, "new.db")
+    sys.path.insert(0, APPS)
+    import store
+    for path, side, rows in ((old, "old", [(1, "squid", 1)]),
+                             (new, "new", [(2, "tuna", 2), (3, "stale copy", 3)])):
+        db = store.open_side(path, side)
+        db.executemany("INSERT INTO %s (id, name, price) VALUES (?, ?, ?)" % store.table(side),
+                       rows)
+        db.close()
+    # NEW holds a copy of OLD's id 3, which OLD no longer has: the first sync
+    # must not bring it back into OLD.
+    out = subprocess.run([sys.executable, os.path.join(APPS, "replicator.py"), "--old", old,
+                          "--new", new, "--drain-once"], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    with contextlib.closing(sqlite3.connect(old)) as c:
+        assert c.execute("SELECT * FROM squids ORDER BY id").fetchall() == [
+            (1, "squid", 1), (2, "tuna", 2)]
+    with contextlib.closing(sqlite3.connect(new)) as c:
+        assert (1, "squid", 1) in c.execute("SELECT * FROM seafoods").fetchall()
 
 
 def run_load(*args, timeout=60):
