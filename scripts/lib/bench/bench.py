@@ -370,6 +370,7 @@ class Bench:
         return report(self)
 
     def run(self):
+        self.load_start = open("/proc/loadavg").read().split()[0]
         try:
             self.measure_e2e()
             self.measure_direct()
@@ -410,11 +411,11 @@ def report(b):
     out = lines.append
     nat, cut = b.e2e["native"], b.e2e["cutover"]
     hv = subprocess.run([b.haproxy, "-v"], stdout=subprocess.PIPE, text=True).stdout.splitlines()
-    load1 = open("/proc/loadavg").read().split()[0]
+    load_end = open("/proc/loadavg").read().split()[0]
     out("# cutover benchmark, %s" % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     out("")
-    out("%s; %d CPUs; load average %s at the end; %s; %d round(s), variants alternated."
-        % (hv[0] if hv else b.haproxy, os.cpu_count(), load1,
+    out("%s; %d CPUs; load average %s at the start, %s at the end; %s; %d round(s), "
+        "variants alternated." % (hv[0] if hv else b.haproxy, os.cpu_count(), b.load_start, load_end,
            "quick run (tiny durations: indicative only)" if b.quick else "full run", b.rounds))
     out("Medians, with (min–max) over the rounds.")
     out("")
