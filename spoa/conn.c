@@ -413,16 +413,36 @@ static void process_input(struct conn *c)
 	}
 }
 
+/* Sends the queued replies; while the socket takes them all and whole frames
+ * wait in the input (held back by back-pressure), handles those too. Without
+ * this, frames held back on the last read would wait for an event that never
+ * comes. */
+static void pump(struct conn *c)
+{
+	for (;;) {
+		flush(c);
+		if (c->state != CONN_READY || c->out_len || !c->in_len)
+			return;
+		size_t before = c->in_len;
+		process_input(c);
+		if (c->in_len == before) /* only part of a frame left */
+			return;
+	}
+}
+
 static void on_read(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct conn *c = w->data;
 
 	(void)revents;
 	refresh_plan(c->pool);
+	process_input(c); /* frames held back by back-pressure, if any */
 	for (int round = 0; round < READS_PER_EVENT; round++) {
-		size_t room = IN_CAP - c->in_len;
-		if (room == 0)
+		/* After process_input the input holds less than one frame,
+		 * unless the output is full. */
+		if (c->state != CONN_CLOSING && out_blocked(c))
 			break;
+		size_t room = IN_CAP - c->in_len;
 		ssize_t n = recv(c->fd, c->in + c->in_len, room, 0);
 		if (n == 0) {
 			close_now(c, c->in_len ? "peer closed mid-frame" : "peer closed");
@@ -446,7 +466,7 @@ static void on_read(struct ev_loop *loop, ev_io *w, int revents)
 		if (c->state != CONN_READY || out_blocked(c) || (size_t)n < room)
 			break;
 	}
-	flush(c);
+	pump(c);
 	if (c->state != CONN_CLOSED)
 		update_interest(c);
 }
@@ -494,16 +514,9 @@ static void on_write(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	flush(c);
-	if (c->state == CONN_CLOSED)
-		return;
-	if (c->in_len && !out_blocked(c)) { /* frames held back by back-pressure */
-		process_input(c);
-		flush(c);
-		if (c->state == CONN_CLOSED)
-			return;
-	}
-	update_interest(c);
+	pump(c);
+	if (c->state != CONN_CLOSED)
+		update_interest(c);
 }
 
 static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
