@@ -365,10 +365,6 @@ class Bench:
             return None
         return int(m.group(1)) / requests
 
-    # -- report
-    def report(self):
-        return report(self)
-
     def run(self):
         self.load_start = open("/proc/loadavg").read().split()[0]
         try:
@@ -519,7 +515,7 @@ def main():
         print("bench: %s" % e, file=sys.stderr)
         print("bench: logs kept in %s" % b.workdir, file=sys.stderr)
         return 1
-    text = b.report()
+    text = report(b)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         f.write(text)
