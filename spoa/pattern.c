@@ -8,7 +8,15 @@ bool path_byte_ok(unsigned char c)
 {
 	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
 		return true;
-	return c != 0 && strchr("-._~!$&'()*+,;=:@%/", c) != NULL;
+	switch (c) {
+	case '-': case '.': case '_': case '~':                       /* unreserved */
+	case '!': case '$': case '&': case '\'': case '(': case ')': /* sub-delims */
+	case '*': case '+': case ',': case ';': case '=':
+	case ':': case '@': case '%': case '/':
+		return true;
+	default:
+		return false;
+	}
 }
 
 /* Length of a dot-segment's dots: "." is 1, "%2e%2E" is 2; 0 otherwise. */

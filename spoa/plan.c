@@ -16,12 +16,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+struct route_ref {
+	const char *name;
+	size_t len;
+	int index;
+};
+
 struct loader {
 	struct plan *plan;
 	const char *file;
 	char *err;
 	size_t errlen;
 	const struct ynode **route_node; /* where each route is defined */
+	struct route_ref *by_name;       /* routes sorted by name, for lookups */
 };
 
 __attribute__((format(printf, 3, 4)))
@@ -258,7 +265,6 @@ static bool host_ok(const char *s, size_t len)
 
 static bool load_route(struct loader *l, const struct ynode *n, struct route *r)
 {
-	struct plan *p = l->plan;
 	struct field f[] = { { .key = "name" }, { .key = "path" }, { .key = "methods" },
 			     { .key = "host" } };
 	char why[320];
@@ -266,10 +272,6 @@ static bool load_route(struct loader *l, const struct ynode *n, struct route *r)
 	if (!read_fields(l, n, "route", f, 4) || !require(l, n, "route", &f[0]) ||
 	    !require(l, n, "route", &f[1]) || !read_name(l, f[0].value, "route", &r->name))
 		return false;
-	for (int i = 0; i < p->nroutes; i++)
-		if (strcmp(p->routes[i].name, r->name) == 0)
-			return fail(l, f[0].value, "duplicate route '%s' (first at %u:%u)",
-				    r->name, p->routes[i].line, p->routes[i].column);
 	r->line = n->line;
 	r->column = n->column;
 	if (!read_string(l, f[1].value, "path", PATTERN_MAX_LEN, &r->path))
@@ -290,6 +292,59 @@ static bool load_route(struct loader *l, const struct ynode *n, struct route *r)
 	return true;
 }
 
+static int ref_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+
+	return c ? c : (alen > blen) - (alen < blen);
+}
+
+static int by_name_then_index(const void *x, const void *y)
+{
+	const struct route_ref *a = x, *b = y;
+	int c = ref_cmp(a->name, a->len, b->name, b->len);
+
+	return c ? c : a->index - b->index;
+}
+
+static const struct ynode *value_of(const struct ynode *map, const char *key)
+{
+	for (const struct ynode *k = map->first; k && k->next; k = k->next->next)
+		if (is(k, key))
+			return k->next;
+	return map;
+}
+
+/* Sorts the routes by name, so that lookups cost log(routes), and refuses a
+ * duplicate name at its second use (the earliest such in the file). */
+static bool index_routes(struct loader *l, const struct ynode *list)
+{
+	struct plan *p = l->plan;
+	int dup = -1, first = -1;
+
+	l->by_name = arena_array(&p->arena, (size_t)p->nroutes, sizeof(*l->by_name));
+	if (!l->by_name)
+		return fail(l, list, "out of memory");
+	for (int i = 0; i < p->nroutes; i++)
+		l->by_name[i] = (struct route_ref){ p->routes[i].name,
+						    strlen(p->routes[i].name), i };
+	qsort(l->by_name, (size_t)p->nroutes, sizeof(*l->by_name), by_name_then_index);
+	for (int run = 0, i = 1; i <= p->nroutes; i++) {
+		if (i < p->nroutes && strcmp(l->by_name[run].name, l->by_name[i].name) == 0)
+			continue;
+		if (i - run > 1 && (dup < 0 || l->by_name[run + 1].index < dup)) {
+			first = l->by_name[run].index;
+			dup = l->by_name[run + 1].index;
+		}
+		run = i;
+	}
+	if (dup >= 0)
+		return fail(l, value_of(l->route_node[dup], "name"),
+			    "duplicate route '%s' (first at %u:%u)", p->routes[dup].name,
+			    p->routes[first].line, p->routes[first].column);
+	return true;
+}
+
 static bool load_routes(struct loader *l, const struct ynode *list)
 {
 	struct plan *p = l->plan;
@@ -307,16 +362,31 @@ static bool load_routes(struct loader *l, const struct ynode *list)
 			return false;
 		l->route_node[p->nroutes++] = n;
 	}
+	if (!index_routes(l, list))
+		return false;
 	if (!router_compile(p, &bad, why, sizeof(why)))
 		return fail(l, bad >= 0 ? l->route_node[bad] : list, "%s", why);
 	return true;
 }
 
-static int find_route(const struct plan *p, const struct ynode *n)
+static int find_route(const struct loader *l, const struct ynode *n)
 {
-	for (int i = 0; i < p->nroutes; i++)
-		if (is(n, p->routes[i].name))
-			return i;
+	int lo = 0, hi = l->plan->nroutes;
+
+	if (n->kind != YNODE_SCALAR)
+		return -1;
+	while (lo < hi) {
+		int mid = lo + (hi - lo) / 2;
+		const struct route_ref *r = &l->by_name[mid];
+		int c = ref_cmp(n->text, n->len, r->name, r->len);
+
+		if (c == 0)
+			return r->index;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
 	return -1;
 }
 
@@ -426,7 +496,7 @@ static bool load_phase(struct loader *l, const struct ynode *n, int index)
 		if (map->kind != YNODE_MAPPING)
 			return fail(l, map, "'routes' of a phase must be a mapping");
 		for (const struct ynode *k = map->first; k && k->next; k = k->next->next) {
-			int r = find_route(p, k);
+			int r = find_route(l, k);
 			struct action *a;
 
 			if (r < 0)
@@ -608,8 +678,11 @@ int plan_phase_lookup(const struct plan *plan, const char *number_or_name)
 	size_t len = strlen(number_or_name);
 
 	if (all_digits(number_or_name, len)) {
-		unsigned long n = len <= 9 ? strtoul(number_or_name, NULL, 10) : 0;
+		unsigned long n;
 
+		if (len > 9) /* beyond PLAN_MAX_PHASE_NUMBER whatever its zeros */
+			return -1;
+		n = strtoul(number_or_name, NULL, 10);
 		for (int i = 0; i < plan->nphases; i++)
 			if (plan->phases[i].number == n)
 				return i;

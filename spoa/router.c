@@ -13,7 +13,6 @@
 
 #include "plan_types.h"
 
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,23 +54,19 @@ struct build_node {
 
 unsigned method_bit(const char *m, size_t len)
 {
-	static const struct {
-		const char *name;
-		unsigned bit;
-	} methods[] = {
-		{ "GET", METHOD_GET },         { "HEAD", METHOD_HEAD },
-		{ "POST", METHOD_POST },       { "PUT", METHOD_PUT },
-		{ "PATCH", METHOD_PATCH },     { "DELETE", METHOD_DELETE },
-		{ "OPTIONS", METHOD_OPTIONS }, { "TRACE", METHOD_TRACE },
-		{ "CONNECT", METHOD_CONNECT },
-	};
-
+#define IS(name) (len == sizeof(name) - 1 && memcmp(m, name, len) == 0)
 	if (!m)
 		return METHOD_OTHER;
-	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
-		if (strlen(methods[i].name) == len && memcmp(methods[i].name, m, len) == 0)
-			return methods[i].bit;
-	return METHOD_OTHER;
+	switch (len) {
+	case 3: return IS("GET") ? METHOD_GET : IS("PUT") ? METHOD_PUT : METHOD_OTHER;
+	case 4: return IS("HEAD") ? METHOD_HEAD : IS("POST") ? METHOD_POST : METHOD_OTHER;
+	case 5: return IS("PATCH") ? METHOD_PATCH : IS("TRACE") ? METHOD_TRACE : METHOD_OTHER;
+	case 6: return IS("DELETE") ? METHOD_DELETE : METHOD_OTHER;
+	case 7: return IS("OPTIONS") ? METHOD_OPTIONS : IS("CONNECT") ? METHOD_CONNECT
+								    : METHOD_OTHER;
+	default: return METHOD_OTHER;
+	}
+#undef IS
 }
 
 static int span_cmp(const struct span *a, const struct span *b)
@@ -407,7 +402,7 @@ void router_decide_in(const struct plan *plan, int phase_index,
 		      const struct route_request *req, struct decision *out,
 		      char *scratch, size_t scratch_cap)
 {
-	struct walk w = { .plan = plan, .route = -1 };
+	struct walk w; /* not zeroed: segment[] is written before it is read */
 	const struct phase *ph;
 	const struct action *a;
 	size_t len = 0;
@@ -418,7 +413,9 @@ void router_decide_in(const struct plan *plan, int phase_index,
 	ph = &plan->phases[phase_index];
 	*out = (struct decision){ .phase = ph->number, .phase_name = ph->name,
 				  .phase_index = phase_index, .route_index = -1 };
+	w.route = -1;
 	if (req->path && req->path_len > 0 && req->path[0] == '/') {
+		w.plan = plan;
 		w.path = req->path;
 		w.len = req->path_len;
 		w.method = method_bit(req->method, req->method_len);
