@@ -27,7 +27,10 @@ def _frame_raw(ftype, flags, meta, payload):
 
 
 # (name, bytes sent after connecting, whether a valid HELLO goes first,
-#  SPOP statuses that are a right answer; None = any non-zero status or a close)
+#  the right answer: a set of SPOP statuses; None = any non-zero status or a
+#  close; "ignored" = the frame is skipped and the next NOTIFY is ACKed, as
+#  spop.md 7.6 says of unknown types with valid ids; "close" = the client
+#  closes mid-frame)
 MALFORMED = [
     ("oversized frame", struct.pack(">I", 1 << 20) + b"\x03" * 64, True, {3}),
     ("zero-length frame", struct.pack(">I", 0), True, {3, 4}),
@@ -46,17 +49,19 @@ MALFORMED = [
     ("NOTIFY arg value past the end", sp.frame(sp.NOTIFY, sp.lstr("cutover") + b"\x01"
                                                + sp.lstr("path") + b"\x08\x40/x"), True, {4}),
     ("frame shorter than its header", struct.pack(">I", 3) + b"\x03\x00\x00", True, {4}),
-    ("fragment continuation (type 0) without a start", sp.frame(0, b"abc", 1, 1), True, None),
+    ("fragment continuation (type 0) without a start", sp.frame(0, b"abc", 1, 1), True, "ignored"),
+    ("unknown frame type 42", sp.frame(42, b"\x00" * 8, 3, 1), True, "ignored"),
     ("second HELLO after HELLO", sp.hello(), True, {4}),
     ("truncated frame then close", sp.notify(1, 1, "GET", "/x")[:-3], True, "close"),
     ("binary garbage", bytes(range(256)) * 4, False, None),
 ]
 
 
-def send_malformed(host, port, name, data, hello_first, timeout=5.0):
+def send_malformed(host, port, name, data, hello_first, expect=None, timeout=5.0):
     """Sends one bad input on a fresh connection; returns the AGENT-DISCONNECT
-    status the agent answered with, or None when it closed without one, or
-    "open" for the truncated case (the client closes)."""
+    status the agent answered with, None when it closed without one, "close"
+    for the truncated case (the client closes), "ignored" when expect is
+    "ignored" and the next NOTIFY got its ACK."""
     s = socket.create_connection((host, port), timeout=timeout)
     try:
         if hello_first:
@@ -78,7 +83,25 @@ def send_malformed(host, port, name, data, hello_first, timeout=5.0):
             pass
         if name.startswith("truncated"):
             return "close"
-        kv = sp.read_disconnect(s, timeout)
+        if expect == "ignored":
+            s.sendall(_notify_ok(7, 1))
+            buf = b""
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return "closed"
+                frames, buf = sp.split_frames(buf + chunk)
+                for f in frames:
+                    if f[0] == sp.ACK and (f[2], f[3]) == (7, 1):
+                        return "ignored"
+                    if f[0] == sp.AGENT_DISCONNECT:
+                        return sp.parse_kvlist(f[4]).get("status-code")
+            return "no ACK within %.0f s" % timeout
+        try:
+            kv = sp.read_disconnect(s, timeout)
+        except socket.timeout:
+            return "no answer within %.0f s" % timeout
         return None if kv is None else kv.get("status-code")
     finally:
         s.close()
@@ -138,8 +161,10 @@ def open_at_once(host, port, count, timeout=30.0):
                     closed += st["state"] == "closed"
                     sel.unregister(s)
                     active -= 1
-                elif not st["out"]:
-                    sel.modify(s, selectors.EVENT_READ, st)
+                else:
+                    want = selectors.EVENT_READ | (selectors.EVENT_WRITE if st["out"] else 0)
+                    if key.events != want:
+                        sel.modify(s, want, st)
         return hellos, acks, closed
     finally:
         sel.close()
@@ -157,15 +182,22 @@ class IdlePeers:
             s.setblocking(False)
 
     def closed(self):
-        n = 0
+        """How many more of them the agent closed since the last call."""
+        n, still = 0, []
         for s in self.socks:
             try:
                 if s.recv(65536) == b"":
                     n += 1
+                    s.close()
+                    continue
             except BlockingIOError:
                 pass
             except OSError:
                 n += 1
+                s.close()
+                continue
+            still.append(s)
+        self.socks = still
         return n
 
     def close(self):

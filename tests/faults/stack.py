@@ -57,7 +57,9 @@ class Stack:
         self.phase = phase
         self.plan_path = os.path.join(self.dir, "cutover.yaml")
         write_atomic(self.plan_path, plan_text(phase))
-        self.agent_extra = list(agent_extra)
+        # info, not the harness's debug: one line per frame would be most of
+        # the work under load.
+        self.agent_extra = ["--log-level", "info"] + list(agent_extra)
         self.procs = []
         self.agents = [None] * agents
         self.agent_ports = [harness.free_port() for _ in range(agents)]
@@ -130,7 +132,8 @@ class Stack:
         return a
 
     def _agent_dir(self, i):
-        d = os.path.join(self.dir, "agent%d-%d" % (i + 1, len(self.agent_history)))
+        runs = sum(1 for a, _ in self.agent_history if a.port == self.agent_ports[i])
+        d = os.path.join(self.dir, "agent%d-run%d" % (i + 1, runs + 1))
         os.makedirs(d)
         return d
 

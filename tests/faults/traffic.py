@@ -16,6 +16,7 @@ class LoadRun:
     def __init__(self, stack, seconds, rate, clients=8):
         self.seconds, self.rate, self.clients = seconds, rate, clients
         self.write_percent = WRITE_PERCENT
+        self.elapsed = None
         self.report_path = os.path.join(stack.dir, "load-%d.json" % id(self))
         argv = [sys.executable, LOAD, "--url", "http://127.0.0.1:%d" % stack.http_port,
                 "--rate", str(rate), "--duration", str(seconds), "--clients", str(clients),
@@ -40,9 +41,15 @@ class LoadRun:
             failures = failures + ["%d load clients stuck" % rep["stuck_clients"]]
         if verify.get("errors"):
             failures = failures + ["verification errors: %r" % (verify["errors"],)]
+        self.elapsed = rep.get("elapsed_s", self.seconds)
         return {"sent": rep["requests"], "failed": rep["failures"] + rep.get("stuck_clients", 0)
                 + verify.get("errors", 0),
                 "lost": rep["lost_writes"], "failures": failures, "report": rep}
+
+    def end(self):
+        """Ends the load early (SIGTERM: load.py stops sending, then still
+        verifies and reports)."""
+        self.proc.signal(signal.SIGTERM)
 
     def abort(self):
         if self.proc.alive():
