@@ -3,8 +3,8 @@
 
   load.py --url http://127.0.0.1:8080 --rate 300 --duration 30 [--clients 8]
           [--api old|new|auto] [--api-switch-file F] [--phase-file F]
-          [--command-url URL] [--verify-url URL [--verify-api new|old]]
-          [--settle 1.0]
+          [--command-url URL] [--settle 1.0]
+          [--verify-url URL [--verify-api new|old] [--verify-patience 5]]
           [--report FILE] [--requests-log FILE] [--max-requests N]
           [--timeout 10] [--client-id load] [--seed 1]
 
@@ -44,8 +44,8 @@ Verification (--verify-url, a base URL where reads of --verify-api answer,
 default the NEW API): every entity whose last acknowledged write was a create
 or update must read back (GET /query/api/<entity>/{id}) with that name and
 price, and every acknowledged delete must read 404 (else `resurrected`).
-Mismatches are re-checked for --settle seconds (replication may still be
-copying) before they count as lost; lost writes are also counted by the phase
+Mismatches are re-checked for up to --verify-patience seconds (default 5;
+replication may still be copying) before they count as lost; lost writes are also counted by the phase
 their last acknowledged write was made in. Verify only once everything that
 should reach the verified db has (e.g. the replicator drained).
 
@@ -129,7 +129,7 @@ class Recorder:
     def __init__(self, log_path):
         self.lock = threading.Lock()
         self.records = []
-        self.log = open(log_path, "w") if log_path else None
+        self.log = open(log_path, "w", buffering=1) if log_path else None  # tail-able
 
     def add(self, rec):
         with self.lock:
@@ -336,14 +336,14 @@ class Client(threading.Thread):
             self.live.remove(ent)
 
 
-def verify(base, api, entities, timeout, settle, deadline):
+def verify(base, api, entities, timeout, patience, deadline):
     """Reads every tracked entity back through `api`; returns a summary."""
     pending = [e for e in entities if e.state in ("live", "deleted")]
     result = {"url": base, "api": api, "checked": len(pending), "lost": 0, "resurrected": 0,
               "errors": 0, "lost_by_phase": {}, "samples": []}
     if not pending:
         return result
-    retry_until = time.monotonic() + settle
+    retry_until = time.monotonic() + patience
     qpath = paths(api)[0]
     bad = _verify_round(base, qpath, pending, timeout, deadline)
     while bad and time.monotonic() < min(retry_until, deadline):
@@ -470,7 +470,10 @@ def main():
     ap.add_argument("--verify-url", help="base URL where the --verify-api reads answer")
     ap.add_argument("--verify-api", choices=("old", "new"), default="new",
                     help="API the verification reads through (default new: seafoods)")
-    ap.add_argument("--verify-timeout", type=float, default=60.0)
+    ap.add_argument("--verify-patience", type=float, default=5.0,
+                    help="seconds a mismatch is re-checked before it counts as lost")
+    ap.add_argument("--verify-timeout", type=float, default=60.0,
+                    help="bound on the whole verification, seconds")
     ap.add_argument("--report", help="write the JSON report here (default: stdout)")
     ap.add_argument("--requests-log", help="write every request here, one JSON line each")
     ap.add_argument("--client-id", default="load", help="X-Api-Client prefix")
@@ -513,7 +516,8 @@ def main():
     if args.verify_url:
         ents = [e for c in clients for e in list(c.entities.values())]
         report["verify"] = verify(args.verify_url, args.verify_api, ents, args.timeout,
-                                  args.settle, time.monotonic() + args.verify_timeout)
+                                  args.verify_patience,
+                                  time.monotonic() + args.verify_timeout)
     v = report["verify"] or {}
     report["lost_writes"] = v.get("lost", 0) + v.get("resurrected", 0)
     report["ok"] = (report["failures"] == 0 and report["lost_writes"] == 0

@@ -342,9 +342,18 @@ def load_counts_failures_lost_writes_and_phases():
                               "--api", "auto", "--api-switch-file", api, "--phase-file", phase,
                               "--rate", "150", "--duration", "3", "--clients", "4",
                               "--settle", "0.2", "--verify-url", s["old-query"].url,
-                              "--report", os.path.join(d, "report.json")],
+                              "--verify-patience", "0.5",
+                              "--report", os.path.join(d, "report.json"),
+                              "--requests-log", os.path.join(d, "requests.jsonl")],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        time.sleep(1.2)
+
+        def sent_some():
+            try:
+                with open(os.path.join(d, "requests.jsonl")) as f:
+                    return True if sum(1 for _ in f) >= 20 else None
+            except OSError:
+                return None
+        wait_for(sent_some, "load.py's first requests")
         for path, text in ((phase, "9\n"), (api, "new\n")):
             with open(path + ".tmp", "w") as f:
                 f.write(text)
