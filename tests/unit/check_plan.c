@@ -1,5 +1,6 @@
-/* Check tests for the plan loader (plan.c): the sample plan, valid plans,
- * the table of invalid plans in tests/unit/plans/ (each file's first line is
+/* Check tests for the plan loader (plan.c) and the --check / --explain modes
+ * built on it (explain.c): the sample plan, valid plans, the table of invalid
+ * plans in tests/unit/plans/ (each file's first line is
  * "# error: LINE:COLUMN: reason", the exact message it must give), size
  * limits, and truncated input. Runs from the source root. */
 #include <check.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "explain.h"
 #include "plan.h"
 
 #define PLANS_DIR "tests/unit/plans"
@@ -94,6 +96,168 @@ START_TEST(invalid_plan)
 	p = plan_load(file, err, sizeof(err));
 	ck_assert_msg(p == NULL, "%s loaded but must fail with: %s", file, expected);
 	ck_assert_str_eq(err, expected);
+}
+END_TEST
+
+/* What a FILE* stream received, as a string (freed by the caller). */
+struct capture {
+	FILE *f;
+	char *text;
+	size_t len;
+};
+
+static void capture_open(struct capture *c)
+{
+	c->f = open_memstream(&c->text, &c->len);
+	ck_assert_ptr_nonnull(c->f);
+}
+
+static char *capture_close(struct capture *c)
+{
+	fclose(c->f);
+	return c->text;
+}
+
+/* --check: exit 1, the loader's message on stderr, nothing on stdout. */
+START_TEST(invalid_plan_check)
+{
+	const char *file = invalid_files[_i];
+	char expected[1024], first[1024];
+	struct capture out, err;
+	FILE *f = fopen(file, "rb");
+	int rc;
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_ptr_nonnull(fgets(first, sizeof(first), f));
+	fclose(f);
+	first[strcspn(first, "\n")] = '\0';
+	snprintf(expected, sizeof(expected), "%s:%s\n", file, first + strlen("# error: "));
+	capture_open(&out);
+	capture_open(&err);
+	rc = explain_check(file, out.f, err.f);
+	char *o = capture_close(&out), *e = capture_close(&err);
+	ck_assert_int_eq(rc, 1);
+	ck_assert_str_eq(e, expected);
+	ck_assert_str_eq(o, "");
+	free(o);
+	free(e);
+}
+END_TEST
+
+START_TEST(check_summary)
+{
+	struct capture out, err;
+	int rc;
+
+	capture_open(&out);
+	capture_open(&err);
+	rc = explain_check(SAMPLE, out.f, err.f);
+	char *o = capture_close(&out), *e = capture_close(&err);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_str_eq(e, "");
+	ck_assert_str_eq(o, "conf/cutover.yaml: plan is valid\n"
+			    "  phases:   12, from 1 current-state to 12 migration-complete\n"
+			    "  routes:   6: squids-query, squids-command, seafoods-query, "
+			    "seafoods-command, query, command\n"
+			    "  backends: 4: old_query, old_command, new_query, new_command\n"
+			    "  default:  none (HAProxy's default backend)\n"
+			    "  current:  phase 1 current-state\n");
+	free(o);
+	free(e);
+}
+END_TEST
+
+/* --explain --all-phases: design.md's row for /query/api/squids, one line
+ * per phase, the current one starred. */
+START_TEST(explain_all_phases)
+{
+	static const char *const want[] = {
+		"GET /query/api/squids/42",
+		"* phase  1 current-state            route squids-query -> backend old_query",
+		"  phase  2 data-replication         route squids-query -> backend old_query",
+		"  phase  3 deploy-new-query         route squids-query -> backend old_query",
+		"  phase  4 switch-query-routing     route squids-query -> backend new_query, "
+		"path /query/api/seafoods/42",
+		"  phase  5 deploy-new-command       route squids-query -> backend new_query, "
+		"path /query/api/seafoods/42",
+		"  phase  6 switch-command-routing   route squids-query -> backend new_query, "
+		"path /query/api/seafoods/42",
+		"  phase  7 stop-replication         route squids-query -> backend new_query, "
+		"path /query/api/seafoods/42",
+		"  phase  8 add-new-api-routing      route squids-query -> backend new_query, "
+		"path /query/api/seafoods/42, deprecated",
+		"  phase  9 clients-change-api       route squids-query -> backend new_query, "
+		"path /query/api/seafoods/42, deprecated",
+		"  phase 10 remove-old-routing       route squids-query -> status 410 (gone), "
+		"link /query/api/seafoods/42",
+		"  phase 11 remove-old-api-endpoint  route squids-query -> status 410 (gone), "
+		"link /query/api/seafoods/42",
+		"  phase 12 migration-complete       route squids-query -> status 410 (gone), "
+		"link /query/api/seafoods/42",
+	};
+	struct capture out, err;
+	char *line, *save = NULL;
+	size_t n = 0;
+	int rc;
+
+	capture_open(&out);
+	capture_open(&err);
+	rc = explain_request(SAMPLE, "GET", "/query/api/squids/42", NULL, 1, out.f, err.f);
+	char *o = capture_close(&out), *e = capture_close(&err);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_str_eq(e, "");
+	for (line = strtok_r(o, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		ck_assert_uint_lt(n, sizeof(want) / sizeof(want[0]));
+		ck_assert_str_eq(line, want[n]);
+		n++;
+	}
+	ck_assert_uint_eq(n, sizeof(want) / sizeof(want[0]));
+	free(o);
+	free(e);
+}
+END_TEST
+
+START_TEST(explain_one_phase)
+{
+	struct capture out, err;
+	int rc;
+
+	capture_open(&out);
+	capture_open(&err);
+	rc = explain_request(SAMPLE, "PUT", "/command/api/squids/7", "switch-command-routing", 0,
+			     out.f, err.f);
+	rc += explain_request(SAMPLE, "GET", "/elsewhere", "3", 0, out.f, err.f);
+	rc += explain_request(SAMPLE, "GET", "/query/api/seafoods/1", NULL, 0, out.f, err.f);
+	char *o = capture_close(&out), *e = capture_close(&err);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_str_eq(e, "");
+	ck_assert_str_eq(o, "PUT /command/api/squids/7\n"
+			    "  phase  6 switch-command-routing   route squids-command -> "
+			    "backend new_command, path /command/api/seafoods/7\n"
+			    "GET /elsewhere\n"
+			    "  phase  3 deploy-new-query         no route -> HAProxy's default backend\n"
+			    "GET /query/api/seafoods/1\n"
+			    "* phase  1 current-state            route seafoods-query -> "
+			    "status 404 (not routed)\n");
+	free(o);
+	free(e);
+}
+END_TEST
+
+START_TEST(explain_unknown_phase)
+{
+	struct capture out, err;
+	int rc;
+
+	capture_open(&out);
+	capture_open(&err);
+	rc = explain_request(SAMPLE, "GET", "/", "13", 0, out.f, err.f);
+	char *o = capture_close(&out), *e = capture_close(&err);
+	ck_assert_int_eq(rc, 1);
+	ck_assert_str_eq(o, "");
+	ck_assert_str_eq(e, "conf/cutover.yaml: phase '13' is not in the plan (phases 1 to 12)\n");
+	free(o);
+	free(e);
 }
 END_TEST
 
@@ -342,12 +506,20 @@ static Suite *plan_suite(void)
 
 	tcase_add_test(tc, invalid_table_is_complete);
 	tcase_add_loop_test(tc, invalid_plan, 0, ninvalid);
+	tcase_add_loop_test(tc, invalid_plan_check, 0, ninvalid);
 	tcase_add_loop_test(tc, valid_plan, 0, nvalid);
 	tcase_add_test(tc, sample_plan_shape);
 	tcase_add_test(tc, phase_lookup);
 	tcase_add_test(tc, current_phase_by_number_and_name);
 	tcase_add_test(tc, missing_file);
 	tcase_add_test(tc, small_error_buffer);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("explain");
+	tcase_add_test(tc, check_summary);
+	tcase_add_test(tc, explain_all_phases);
+	tcase_add_test(tc, explain_one_phase);
+	tcase_add_test(tc, explain_unknown_phase);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("limits");
