@@ -178,7 +178,7 @@ def as_typed(v):
 
 
 def _raw(s):
-    return s.encode("utf-8") if isinstance(s, str) else bytes(s)
+    return s.encode("utf-8", "surrogateescape") if isinstance(s, str) else bytes(s)
 
 
 def encode_bytes(s):

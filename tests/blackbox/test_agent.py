@@ -57,8 +57,8 @@ def plan_file(phase):
 
 
 @contextlib.contextmanager
-def agent(phase=1, host="127.0.0.1", threads=THREADS):
-    a = harness.Agent(plan_file(phase), threads=threads, host=host)
+def agent(phase=1, host="127.0.0.1", threads=THREADS, extra=()):
+    a = harness.Agent(plan_file(phase), threads=threads, host=host, extra=extra)
     try:
         yield a
     finally:
@@ -201,6 +201,14 @@ def assert_serves(a):
         handshake(c)
         v = exchange(c, 1, 1, [request()])
         check_decision(v, 1, backend="old_query", routed=True)
+
+
+def assert_serves_phase(a, phase):
+    assert a.alive(), "agent died (exit %s); log tail:\n%s" % (a.proc.poll(), a.log()[-3000:])
+    with connect(a) as c:
+        handshake(c)
+        v = exchange(c, 1, 1, [request("GET", "/health")])
+        check_decision(v, phase, routed=False, backend=ANY_BACKEND)
 
 
 def expect_bad(a, data, statuses, hello_first=True, proposed=16380):
@@ -605,6 +613,24 @@ def bad_item_in_notify():
 
 
 @case
+def valid_then_malformed_in_one_write():
+    """The NOTIFY before the bad frame may be ACKed; then AGENT-DISCONNECT 4."""
+    with agent() as a:
+        with connect(a) as c:
+            handshake(c)
+            c.send(spop.notify(1, 1, [request()]) +
+                   spop.encode_frame(spop.NOTIFY, h("40") + b"cutover", sid=2, fid=1))
+            n, f = c.recv_frame()
+            if f.type == spop.ACK:
+                check_meta(n, f, spop.ACK, 1, 1)
+                check_decision(spop.parse_ack(f), 1, backend="old_query", routed=True)
+            else:
+                c.frames.appendleft((n, f))
+            expect_disconnect(c, {spop.ST_INVALID})
+        assert_serves(a)
+
+
+@case
 def notify_before_hello():
     with agent() as a:
         expect_bad(a, spop.notify(1, 1, [request()]), {spop.ST_INVALID}, hello_first=False)
@@ -865,6 +891,90 @@ def null_missing_and_ipv6_args():
 
 
 @case
+def ack_fits_negotiated_size():
+    """A rewrite that would make the ACK longer than the negotiated max-frame-size
+    must still get one ACK, within the limit (phase 4 rewrites squids paths)."""
+    with agent(phase=4) as a:
+        for proposed in (256, 16380):
+            with connect(a) as c:
+                mfs = handshake(c, proposed=proposed)
+                rest = "/" + "x" * mfs
+                while True:  # the longest path whose NOTIFY still fits
+                    frame = spop.notify(1, 1, [("cutover", [("method", "GET"), (
+                        "path", "/query/api/squids" + rest)])])
+                    if len(frame) - 4 <= mfs:
+                        break
+                    rest = rest[:-1]
+                assert len(rest) > 100
+                c.send(frame)
+                n, f = c.recv_frame()
+                check_meta(n, f, spop.ACK, 1, 1)
+                assert n <= mfs, "ACK of %d bytes over the negotiated %d" % (n, mfs)
+                v = spop.parse_ack(f)
+                check_names(v)
+                assert txn(v).get("phase") == spop.int64(4), v
+                check_decision(exchange(c, 2, 1, [request()]), 4, backend="new_query",
+                               path="/query/api/seafoods/42", routed=True)
+        assert_serves_phase(a, 4)
+
+
+@case
+def path_bytes_kept():
+    """The rest of a rewritten path is copied byte for byte; a path with bytes no
+    HTTP parser lets through (NUL, non-UTF-8) still gets one ACK with the phase,
+    and is never rewritten into a truncated path."""
+    esc = "surrogateescape"
+    with agent(phase=4) as a, connect(a) as c:
+        handshake(c)
+        rest = "/%00a%FF;b=1,c~d"
+        v = exchange(c, 1, 1, [request(path="/query/api/squids" + rest)])
+        check_decision(v, 4, backend="new_query", routed=True,
+                       path="/query/api/seafoods" + rest)
+        raw = b"/\x00a\xff\x80b"
+        v = exchange(c, 2, 1, [request(path="/query/api/squids" + raw.decode("utf-8", esc))])
+        check_names(v)
+        assert txn(v).get("phase") == spop.int64(4), v
+        if "path" in txn(v):
+            got = txn(v)["path"].value.encode("utf-8", esc)
+            assert got == b"/query/api/seafoods" + raw, "rewritten to %r" % got
+        check_decision(exchange(c, 3, 1, [request()]), 4, backend="new_query",
+                       path="/query/api/seafoods/42", routed=True)
+
+
+@case
+def max_connections_cap():
+    """With --max-connections 4, no fifth connection is served while four are open;
+    once they close, new connections are served again."""
+    with agent(extra=("--max-connections", "4")) as a:
+        held = []
+        for k in range(4):
+            c = connect(a)
+            handshake(c)
+            held.append(c)
+        extra = []
+        for k in range(3):
+            try:
+                c = connect(a)
+                c.send(spop.hello())
+                extra.append(c)
+            except OSError:
+                pass  # refused or reset: the cap at work
+        for c in extra:
+            try:
+                n, f = c.recv_frame(timeout=0.5)
+                assert f.type == spop.AGENT_DISCONNECT, \
+                    "a fifth connection got %r while four are open" % (f,)
+            except (spop.Closed, socket.timeout, OSError):
+                pass  # closed, or left waiting: both keep the cap
+            c.close()
+        for c in held:
+            check_decision(exchange(c, 1, 1, [request()]), 1, backend="old_query",
+                           routed=True)
+            c.close()
+        assert_serves(a)
+
+
+@case
 def ipv6_listen():
     with agent(host="::1") as a:
         with connect(a) as c:
@@ -954,10 +1064,24 @@ def graceful_stop(sig):
             check_decision(exchange(c, k, 1, [request()]), 1, backend="old_query", routed=True)
             conns.append(c)
         waiting = connect(a)  # connected, HELLO never sent
+        busy = connect(a)
+        handshake(busy)
+        inflight = {(i, 1) for i in range(100)}
+        busy.send(b"".join(spop.notify(s, f, [request()]) for s, f in sorted(inflight)))
         a.signal(sig)
         for c in conns:
             expect_disconnect(c, {spop.ST_NORMAL})
             c.close()
+        while True:  # in-flight NOTIFYs may be answered before the AGENT-DISCONNECT
+            n, f = busy.recv_frame()
+            if f.type != spop.ACK:
+                busy.frames.appendleft((n, f))
+                break
+            assert (f.sid, f.fid) in inflight, f
+            inflight.discard((f.sid, f.fid))
+            check_decision(spop.parse_ack(f), 1, backend="old_query", routed=True)
+        expect_disconnect(busy, {spop.ST_NORMAL})
+        busy.close()
         try:
             n, f = waiting.recv_frame()
             check_meta(n, f, spop.AGENT_DISCONNECT)
