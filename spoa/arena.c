@@ -16,7 +16,6 @@ struct arena_block {
 
 void *arena_alloc(struct arena *a, size_t size)
 {
-	size_t limit = a->limit ? a->limit : ARENA_DEFAULT_LIMIT;
 	size_t need = (size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
 	struct arena_block *b = a->blocks;
 
@@ -27,7 +26,7 @@ void *arena_alloc(struct arena *a, size_t size)
 	if (!b || b->cap - b->used < need) {
 		size_t cap = need > ARENA_BLOCK_SIZE ? need : ARENA_BLOCK_SIZE;
 
-		if (cap > limit || a->total > limit - cap)
+		if (cap > ARENA_LIMIT || a->total > ARENA_LIMIT - cap)
 			return NULL;
 		b = malloc(sizeof(*b) + cap);
 		if (!b)

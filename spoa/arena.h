@@ -9,11 +9,11 @@ struct arena_block;
 
 struct arena {
 	struct arena_block *blocks;
-	size_t total;  /* bytes obtained from malloc so far */
-	size_t limit;  /* arena_alloc fails beyond this; 0 means ARENA_DEFAULT_LIMIT */
+	size_t total; /* bytes obtained from malloc so far */
 };
 
-#define ARENA_DEFAULT_LIMIT ((size_t)256 << 20)
+/* No arena grows beyond this: a plan's worst case stays far below it. */
+#define ARENA_LIMIT ((size_t)256 << 20)
 
 /* Zeroed, 16-byte aligned memory, or NULL when out of memory or over limit. */
 void *arena_alloc(struct arena *a, size_t size);
