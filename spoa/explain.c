@@ -92,7 +92,7 @@ static void print_decision(FILE *out, const struct plan *p, const struct decisio
 int explain_request(const char *file, const char *method, const char *path,
 		    const char *phase, int all_phases, FILE *out, FILE *err)
 {
-	static char scratch[EXPLAIN_SCRATCH];
+	static char scratch[EXPLAIN_SCRATCH]; /* the command line runs one thread */
 	struct route_request req = {
 		.method = method, .method_len = strlen(method),
 		.path = path, .path_len = strlen(path),
