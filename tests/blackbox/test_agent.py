@@ -465,6 +465,13 @@ def healthcheck_hello_replied_then_closed():
 
 
 @case
+def healthcheck_false_is_a_normal_connection():
+    with agent() as a, connect(a) as c:
+        handshake(c, healthcheck=False)
+        check_decision(exchange(c, 1, 1, [request()]), 1, backend="old_query", routed=True)
+
+
+@case
 def frame_size_negotiation():
     with agent() as a:
         answers = {}
@@ -763,6 +770,50 @@ def slow_reader_gets_every_ack():
         assert not err, err
         check_decision(spop.parse_ack(f), 1, backend="old_query", routed=True)
         assert seen == set(range(count))
+
+
+@case
+def peer_not_reading_is_back_pressured():
+    """A peer that sends without reading must not make the agent buffer without
+    bound: with 96 MB of NOTIFYs (8 KB paths, rewritten in phase 4, so 96 MB of
+    ACKs) sent and nothing read, the sender must stall; once it reads, every
+    NOTIFY is answered."""
+    path = "/query/api/squids/" + "p" * 8000
+    total = 12000
+    with agent(phase=4) as a, connect(a) as c:
+        handshake(c)
+        frame = spop.notify(1, 1, [request(path=path)])
+        sent = [0]
+        err = []
+
+        def writer():
+            try:
+                for _ in range(total):
+                    c.sock.sendall(frame)
+                    sent[0] += 1
+            except OSError as e:
+                err.append(e)
+        c.sock.settimeout(None)
+        w = threading.Thread(target=writer, daemon=True)
+        w.start()
+        deadline = time.monotonic() + 4 * T
+        last = -1
+        while sent[0] != last and sent[0] < total and time.monotonic() < deadline:
+            last = sent[0]
+            time.sleep(1.0)  # progress stopped for a second: the sender is stalled
+        assert sent[0] < total, "all %d MB sent while nothing was read: no back-pressure" \
+            % (total * len(frame) >> 20)
+        got = 0
+        end = time.monotonic() + 8 * T
+        while got < total:
+            assert time.monotonic() < end, "%d of %d ACKs" % (got, total)
+            n, f = c.recv_frame()
+            check_meta(n, f, spop.ACK, 1, 1)
+            got += 1
+        w.join(T)
+        assert not err and sent[0] == total, (err, sent[0])
+        check_decision(spop.parse_ack(f), 4, backend="new_query", routed=True,
+                       path=path.replace("squids", "seafoods", 1))
 
 
 @case
