@@ -123,7 +123,7 @@ def expect_disconnect(c, statuses):
                                           spop.T_INT64), "status-code: %r" % (kv,)
     msg = kv.get("message")
     assert msg is not None and msg.type == spop.T_STRING, "message: %r" % (kv,)
-    assert len(msg.value.encode()) <= 255, "message longer than 255 bytes"
+    assert len(msg.value.encode("utf-8", "surrogateescape")) <= 255, "message over 255 bytes"
     assert st.value in statuses, "AGENT-DISCONNECT status %d (%r), expected %s" \
         % (st.value, msg.value, statuses)
     assert not c.frames, "frames after AGENT-DISCONNECT: %r" % (c.frames,)
