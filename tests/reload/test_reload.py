@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
@@ -68,7 +69,7 @@ def write_by_rename(path, text):
 class Run:
     """An agent serving a private copy of the plan; stopped and checked on exit."""
 
-    def __init__(self, phase, configmap=False):
+    def __init__(self, phase, configmap=False, metrics=False):
         self.dir = tempfile.mkdtemp(prefix="cutover-reload-")
         self.swaps = 0
         if configmap:
@@ -78,7 +79,7 @@ class Run:
         else:
             self.path = os.path.join(self.dir, "cutover.yaml")
             write_in_place(self.path, plan_text(phase))
-        self.agent = harness.Agent(self.path, threads=2, workdir=self.dir)
+        self.agent = harness.Agent(self.path, threads=2, workdir=self.dir, metrics=metrics)
         self.host, self.port = self.agent.host, self.agent.port
 
     def __enter__(self):
@@ -304,6 +305,24 @@ def bad_phase_then_sighup_relogs_once():
             assert time.monotonic() < deadline, "SIGHUP: no re-read; " + run.tail(since)
             time.sleep(0.02)
         run.assert_serving(7)
+
+
+@case
+def reload_counters_in_metrics():
+    with Run(3, metrics=True) as run:
+        since, t0 = run.mark(), time.monotonic()
+        write_by_rename(run.path, plan_text(4) + "no_such_key: 1\n")
+        assert_rejected(run, since, t0)
+        since, t0 = run.mark(), time.monotonic()
+        write_by_rename(run.path, plan_text(4))
+        run.assert_pickup(3, 4, since, t0)
+        url = "http://127.0.0.1:%d/metrics" % run.agent.metrics_port
+        with urllib.request.urlopen(url, timeout=3) as r:
+            page = r.read().decode()
+        for line in ('cutover_plan_reloads_total{result="accepted"} 1',
+                     'cutover_plan_reloads_total{result="rejected"} 1',
+                     "cutover_phase 4"):
+            assert line in page.splitlines(), "%r not in /metrics:\n%s" % (line, page)
 
 
 @case
