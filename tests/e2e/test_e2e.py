@@ -578,6 +578,9 @@ def print_figures(title, rep, lines):
           "p99 %s ms" % (title, rep["requests"], rep["failures"], rep["lost_writes"],
                          (rep.get("verify") or {}).get("checked", 0),
                          rep.get("rate_achieved") or 0, rep["latency_ms"]["p99"]))
+    # requests/failures/lost: by the phase the walk had completed when load.py
+    # sent the request (and, for lost, acknowledged its last write);
+    # logged-in-phase: HAProxy log lines whose decision was made in that phase.
     print("    phase  requests  failures  lost  logged-in-phase  served by")
     for p in sorted(per_phase, key=lambda k: int(k) if k.isdigit() else 99):
         v = per_phase[p]
