@@ -557,7 +557,9 @@ def zero_length_frame():
 def short_frame_header():
     with agent() as a:
         for body in ("03", "03 00 00 00", "03 00 00 00 01", "03 00 00 00 01 05",
-                     "03 00 00 00 01 F0", "03 00 00 00 01 05 F0 80"):
+                     "03 00 00 00 01 F0", "03 00 00 00 01 05 F0 80",
+                     "03 00 00 00 01 F0" + " 80" * 10 + " 00 01",  # stream-id > 64 bits
+                     "03 00 00 00 01 05 FF" + " FF" * 10 + " 7F"):  # frame-id > 64 bits
             expect_bad(a, spop.raw_frame(h(body)), {spop.ST_INVALID})
         expect_bad(a, spop.raw_frame(h("01 00 00 00 01 00")), {spop.ST_INVALID},
                    hello_first=False)
@@ -862,6 +864,15 @@ def haproxy_disconnect_answered():
             handshake(c)
             c.send(spop.disconnect(2, "a timeout occurred"))
             expect_disconnect(c, {0, 2})
+        with connect(a) as c:  # nothing is answered after the DISCONNECT
+            handshake(c)
+            c.send(spop.disconnect(0, "normal") + spop.notify(1, 1, [request()]))
+            expect_disconnect(c, {0})
+        with connect(a) as c:  # a malformed DISCONNECT still ends the connection
+            handshake(c)
+            c.send(spop.encode_frame(spop.HAPROXY_DISCONNECT,
+                                     spop.encode_bytes("status-code") + h("0C")))
+            expect_disconnect(c, {0, spop.ST_INVALID})
         assert_serves(a)
 
 
@@ -1109,7 +1120,7 @@ def graceful_stop(sig):
     a = harness.Agent(plan_file(1), threads=THREADS)
     try:
         conns = []
-        for k in range(4):
+        for k in range(32):
             c = connect(a)
             handshake(c)
             check_decision(exchange(c, k, 1, [request()]), 1, backend="old_query", routed=True)
