@@ -1,9 +1,10 @@
 /* watcher: reloads the plan file when it changes, keeping the last good plan.
  *
  * A change is any difference in the file's signature: device, inode, size,
- * modification time and the path it resolves to. That covers in-place
- * writes, rename-over, symlink swaps (the ConfigMap ..data link moves, so the
- * resolved path and inode change) and delete-then-recreate. Two triggers
+ * modification and change times (so a chmod that makes it readable counts)
+ * and the path it resolves to. That covers in-place writes, rename-over,
+ * symlink swaps (the ConfigMap ..data link moves, so the resolved path and
+ * inode change) and delete-then-recreate. Two triggers
  * look at it: ev_stat (inotify where libev has it) for a quick answer, and a
  * periodic timer that catches whatever ev_stat misses, such as a swap
  * through an intermediate symlink.
@@ -39,6 +40,7 @@ struct signature {
 	ino_t ino;
 	off_t size;
 	struct timespec mtim;
+	struct timespec ctim;
 	char real[PATH_MAX]; /* the path with every symlink resolved */
 };
 
@@ -69,6 +71,7 @@ static void signature_read(const char *path, struct signature *sig)
 	sig->ino = st.st_ino;
 	sig->size = st.st_size;
 	sig->mtim = st.st_mtim;
+	sig->ctim = st.st_ctim;
 }
 
 static bool signature_equal(const struct signature *a, const struct signature *b)
@@ -78,6 +81,8 @@ static bool signature_equal(const struct signature *a, const struct signature *b
 	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
 	       a->mtim.tv_sec == b->mtim.tv_sec &&
 	       a->mtim.tv_nsec == b->mtim.tv_nsec &&
+	       a->ctim.tv_sec == b->ctim.tv_sec &&
+	       a->ctim.tv_nsec == b->ctim.tv_nsec &&
 	       strcmp(a->real, b->real) == 0;
 }
 
