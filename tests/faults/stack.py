@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -109,10 +110,17 @@ class Stack:
             "CUTOVER_STATS_SOCKET": self.stats_socket,
             "CUTOVER_LOG": "stdout",
             "CUTOVER_START_PHASE": str(phase),
-            "CUTOVER_NBTHREAD": "2",
+            # One thread, as the e2e suite: with two, HAProxy may drop a log
+            # line when the other thread holds stdout.
+            "CUTOVER_NBTHREAD": "1",
         }
-        self.haproxy = harness.Proc([os.environ.get("HAPROXY", "haproxy"), "-db", "-f", HAPROXY_CFG],
-                                    "haproxy", env=env, workdir=self.dir)
+        haproxy = os.environ.get("HAPROXY", "haproxy")
+        e = dict(os.environ, **env)
+        check = subprocess.run([haproxy, "-c", "-f", HAPROXY_CFG], env=e, capture_output=True,
+                               text=True, cwd=ROOT)
+        assert check.returncode == 0, "haproxy -c: %s%s" % (check.stdout, check.stderr)
+        self.haproxy = harness.Proc([haproxy, "-db", "-f", HAPROXY_CFG], "haproxy", env=env,
+                                    workdir=self.dir)
         self.procs.append(self.haproxy)
         self.haproxy_pid = self.haproxy.pid
         harness.wait_port("127.0.0.1", self.http_port, proc=self.haproxy.proc)
