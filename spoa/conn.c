@@ -238,7 +238,7 @@ static bool read_request(struct notify *n, struct route_request *req, struct spo
 	while (frame_next_message(n, &m)) {
 		if (!spop_bytes_eq(m.name, "cutover"))
 			continue;
-		while (frame_next_arg(&m, &a)) {
+		while (frame_next_arg(n, &a)) {
 			if (spop_bytes_eq(a.name, "method"))
 				string_arg(&a, &req->method, &req->method_len);
 			else if (spop_bytes_eq(a.name, "path"))

@@ -202,32 +202,32 @@ int frame_parse_notify(const struct frame *f, struct notify *out, unsigned *stat
 	}
 	out->p = f->payload;
 	out->end = end;
+	out->args_left = 0;
 	return SPOP_OK;
+}
+
+/* Validated by frame_parse_notify: no decode below can fail. */
+bool frame_next_arg(struct notify *n, struct notify_arg *a)
+{
+	if (n->args_left == 0)
+		return false;
+	n->args_left--;
+	spop_bytes_decode(&n->p, n->end, &a->name);
+	spop_data_decode(&n->p, n->end, &a->value);
+	return true;
 }
 
 bool frame_next_message(struct notify *n, struct notify_message *m)
 {
+	struct notify_arg skipped;
+
+	while (frame_next_arg(n, &skipped))
+		;
 	if (n->p >= n->end)
 		return false;
-	const uint8_t *start = n->p;
-	/* Validated by frame_parse_notify: none of these can fail. */
 	spop_bytes_decode(&n->p, n->end, &m->name);
 	m->nargs = *n->p++;
-	m->remaining = m->nargs;
-	m->p = n->p;
-	n->p = start;
-	message_skip(&n->p, n->end);
-	m->end = n->p;
-	return true;
-}
-
-bool frame_next_arg(struct notify_message *m, struct notify_arg *a)
-{
-	if (m->remaining == 0)
-		return false;
-	m->remaining--;
-	spop_bytes_decode(&m->p, m->end, &a->name);
-	spop_data_decode(&m->p, m->end, &a->value);
+	n->args_left = m->nargs;
 	return true;
 }
 

@@ -92,14 +92,13 @@ int frame_parse_disconnect(const struct frame *f, struct disconnect *out, unsign
 
 /* NOTIFY: a validated list of messages, walked with the iterators below. */
 struct notify {
-	const uint8_t *p, *end; /* the messages not walked yet */
+	const uint8_t *p, *end; /* what is not walked yet */
+	unsigned args_left;     /* arguments of the current message not walked */
 };
 
 struct notify_message {
 	struct spop_bytes name;
 	unsigned nargs;
-	unsigned remaining;     /* arguments not walked yet */
-	const uint8_t *p, *end; /* the arguments not walked yet */
 };
 
 struct notify_arg {
@@ -111,8 +110,10 @@ struct notify_arg {
  * Returns SPOP_OK, or SPOP_INVALID (status 4). The iterators may only be used
  * on a notify this accepted; they cannot fail, they only end. */
 int frame_parse_notify(const struct frame *f, struct notify *out, unsigned *status);
+/* The next message; skips the arguments of the previous one not walked. */
 bool frame_next_message(struct notify *n, struct notify_message *m);
-bool frame_next_arg(struct notify_message *m, struct notify_arg *a);
+/* The next argument of the message frame_next_message returned last. */
+bool frame_next_arg(struct notify *n, struct notify_arg *a);
 
 /* Builders. Each writes one whole frame (length prefix included) into
  * buf[0..cap) and returns its size, or SPOP_NOSPACE. Flags are exactly FIN.

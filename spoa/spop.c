@@ -225,10 +225,3 @@ int spop_kv_encode(uint8_t **p, uint8_t *end, const char *key, const struct spop
 		*p = q;
 	return r;
 }
-
-bool spop_bytes_eq(struct spop_bytes b, const char *s)
-{
-	size_t n = strlen(s);
-
-	return b.len == n && (n == 0 || memcmp(b.ptr, s, n) == 0);
-}

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 enum spop_result {
 	SPOP_OK = 0,
@@ -80,8 +81,14 @@ int spop_kv_decode(const uint8_t **p, const uint8_t *end, struct spop_bytes *key
 		   struct spop_data *value);
 int spop_kv_encode(uint8_t **p, uint8_t *end, const char *key, const struct spop_data *value);
 
-/* True when b holds exactly the bytes of the NUL-terminated s. */
-bool spop_bytes_eq(struct spop_bytes b, const char *s);
+/* True when b holds exactly the bytes of the NUL-terminated s. Inline, so
+ * the length of a literal is known at compile time. */
+static inline bool spop_bytes_eq(struct spop_bytes b, const char *s)
+{
+	size_t n = strlen(s);
+
+	return b.len == n && (n == 0 || memcmp(b.ptr, s, n) == 0);
+}
 
 /* Big-endian 32-bit helpers for the frame length and flags. */
 static inline uint32_t spop_get_u32(const uint8_t *p)

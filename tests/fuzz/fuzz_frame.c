@@ -94,7 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			struct notify_message m;
 			struct notify_arg a;
 			while (frame_next_message(&n, &m))
-				while (frame_next_arg(&m, &a))
+				while (frame_next_arg(&n, &a))
 					roundtrip_arg(&a, max_frame);
 		} else {
 			CHECK(status == FRAME_ST_INVALID);

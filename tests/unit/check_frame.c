@@ -326,18 +326,18 @@ START_TEST(notify_example)
 	ck_assert(frame_next_message(&n, &m));
 	ck_assert(spop_bytes_eq(m.name, "route"));
 	ck_assert_uint_eq(m.nargs, 3);
-	ck_assert(frame_next_arg(&m, &a));
+	ck_assert(frame_next_arg(&n, &a));
 	ck_assert(spop_bytes_eq(a.name, "method"));
 	ck_assert_int_eq(a.value.type, SPOP_T_STRING);
 	ck_assert(spop_bytes_eq(a.value.u.bytes, "GET"));
-	ck_assert(frame_next_arg(&m, &a));
+	ck_assert(frame_next_arg(&n, &a));
 	ck_assert(spop_bytes_eq(a.name, "path"));
 	ck_assert(spop_bytes_eq(a.value.u.bytes, "/foo"));
-	ck_assert(frame_next_arg(&m, &a));
+	ck_assert(frame_next_arg(&n, &a));
 	ck_assert(spop_bytes_eq(a.name, "src"));
 	ck_assert_int_eq(a.value.type, SPOP_T_IPV4);
 	ck_assert_mem_eq(a.value.u.ipv4, "\xc0\x00\x02\x0a", 4);
-	ck_assert(!frame_next_arg(&m, &a));
+	ck_assert(!frame_next_arg(&n, &a));
 	ck_assert(!frame_next_message(&n, &m));
 }
 END_TEST
@@ -358,18 +358,26 @@ START_TEST(notify_messages_and_empty)
 	ck_assert_int_eq(frame_parse_notify(&f, &n, &status), SPOP_OK);
 	ck_assert(frame_next_message(&n, &m));
 	ck_assert(spop_bytes_eq(m.name, "one"));
-	ck_assert(frame_next_arg(&m, &a));
+	ck_assert(frame_next_arg(&n, &a));
 	ck_assert(spop_bytes_eq(a.name, "host"));
 	ck_assert_int_eq(a.value.type, SPOP_T_NULL);
-	ck_assert(frame_next_arg(&m, &a));
+	ck_assert(frame_next_arg(&n, &a));
 	ck_assert_uint_eq(a.name.len, 0);
 	ck_assert_int_eq(a.value.type, SPOP_T_BOOL);
 	ck_assert(a.value.u.boolean);
-	ck_assert(!frame_next_arg(&m, &a));
+	ck_assert(!frame_next_arg(&n, &a));
 	ck_assert(frame_next_message(&n, &m));
 	ck_assert(spop_bytes_eq(m.name, "cutover"));
 	ck_assert_uint_eq(m.nargs, 0);
-	ck_assert(!frame_next_arg(&m, &a));
+	ck_assert(!frame_next_arg(&n, &a));
+	ck_assert(!frame_next_message(&n, &m));
+
+	/* Messages walked without their arguments. */
+	ck_assert_int_eq(frame_parse_notify(&f, &n, &status), SPOP_OK);
+	ck_assert(frame_next_message(&n, &m));
+	ck_assert(spop_bytes_eq(m.name, "one"));
+	ck_assert(frame_next_message(&n, &m));
+	ck_assert(spop_bytes_eq(m.name, "cutover"));
 	ck_assert(!frame_next_message(&n, &m));
 
 	len = wrap(buf, FRAME_NOTIFY, 7, 1, "", 0);
@@ -597,7 +605,7 @@ START_TEST(corrupt_every_byte)
 				struct notify_message m;
 				struct notify_arg a;
 				while (frame_next_message(&n, &m))
-					while (frame_next_arg(&m, &a))
+					while (frame_next_arg(&n, &a))
 						;
 			}
 		}
