@@ -37,7 +37,6 @@ struct conn {
 	bool shut_wr;         /* CLOSING: output flushed and half-closed */
 	uint32_t max_frame;   /* negotiated; ours until the HELLO */
 	ev_tstamp last_input; /* for the idle timeout */
-	ev_tstamp deadline_base; /* accept time, or when CLOSING began */
 	ev_io rio, wio;
 	ev_timer timer;
 	uint64_t notifies;
@@ -160,19 +159,26 @@ static void arm_timer(struct conn *c, ev_tstamp at)
 	ev_timer_start(loop, &c->timer);
 }
 
-/* Queues AGENT-DISCONNECT and moves to CLOSING; input is dropped. */
+/* Moves to CLOSING once what is queued is the last thing to send; input is
+ * dropped. */
+static void enter_closing(struct conn *c)
+{
+	c->state = CONN_CLOSING;
+	c->in_len = 0;
+	arm_timer(c, ev_now(c->pool->loop) + LINGER_TIMEOUT);
+}
+
+/* Queues AGENT-DISCONNECT, then closes. */
 static void begin_closing(struct conn *c, unsigned status)
 {
+	/* out_blocked() always leaves DISCONNECT_ROOM free. */
 	ssize_t n = frame_build_agent_disconnect(c->out + c->out_len, out_room(c), status);
 
 	if (n > 0) {
 		c->out_len += (size_t)n;
 		metrics_frame(c->pool->metrics, METRICS_FRAME_AGENT_DISCONNECT);
 	}
-	c->state = CONN_CLOSING;
-	c->in_len = 0;
-	c->deadline_base = ev_now(c->pool->loop);
-	arm_timer(c, c->deadline_base + LINGER_TIMEOUT);
+	enter_closing(c);
 }
 
 static void protocol_error(struct conn *c, unsigned status, const char *what)
@@ -209,10 +215,7 @@ static void handle_hello(struct conn *c, const struct frame *f)
 	log_debug(CONN_FMT "hello: max-frame-size %" PRIu32 "%s%s", CONN_ARGS(c), c->max_frame,
 		  h.pipelining ? ", pipelining" : "", h.healthcheck ? ", health check" : "");
 	if (h.healthcheck) {
-		c->state = CONN_CLOSING; /* reply, then close */
-		c->in_len = 0;
-		c->deadline_base = ev_now(c->pool->loop);
-		arm_timer(c, c->deadline_base + LINGER_TIMEOUT);
+		enter_closing(c); /* reply, then close */
 		return;
 	}
 	c->state = CONN_READY;
@@ -565,7 +568,7 @@ bool conn_accept(struct conn_pool *pool, int fd)
 	c->state = CONN_WAIT_HELLO;
 	c->shut_wr = false;
 	c->max_frame = FRAME_AGENT_MAX_SIZE;
-	c->last_input = c->deadline_base = ev_now(pool->loop);
+	c->last_input = ev_now(pool->loop);
 	c->notifies = 0;
 	c->in_len = c->out_off = c->out_len = 0;
 	ev_io_init(&c->rio, on_read, fd, EV_READ);
@@ -576,7 +579,7 @@ bool conn_accept(struct conn_pool *pool, int fd)
 	pool->count++;
 	metrics_conn_opened(pool->metrics);
 	ev_io_start(pool->loop, &c->rio);
-	arm_timer(c, c->deadline_base + HELLO_TIMEOUT);
+	arm_timer(c, c->last_input + HELLO_TIMEOUT);
 	log_debug(CONN_FMT "accepted", CONN_ARGS(c));
 	return true;
 }
@@ -604,7 +607,9 @@ void conn_pool_shutdown(struct conn_pool *pool)
 	for (; c; c = next) {
 		next = c->next; /* flush may close c */
 		if (c->state == CONN_WAIT_HELLO || c->state == CONN_READY) {
-			begin_closing(c, FRAME_ST_NORMAL);
+			process_input(c); /* ACK what was read and held back */
+			if (c->state != CONN_CLOSING)
+				begin_closing(c, FRAME_ST_NORMAL);
 			flush(c);
 			if (c->state != CONN_CLOSED)
 				update_interest(c);
