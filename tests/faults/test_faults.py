@@ -94,17 +94,22 @@ def planned_restart_of_one_agent():
         run.abort()
         stack.stop(check=False)
         raise
+    errs = spoe_errors(stack)
     finish(stack, run, "planned restart of one of two agents",
-           "SIGTERM to agent 1 at 3 s, started again 2 s later")
+           "SIGTERM to agent 1 at 3 s, started again 2 s later",
+           spoe_errors=sum(errs.values()))
 
 
 @case
 def crash_of_one_agent():
+    """SIGKILL at a random moment; then the busier agent frozen for 100 ms
+    (SIGSTOP: HAProxy's NOTIFYs pile up unanswered) and killed, so that some
+    requests surely had their NOTIFY in flight on the killed agent."""
     seed = int(os.environ.get("CUTOVER_FAULTS_SEED", random.randrange(1 << 30)))
     rnd = random.Random(seed)
     stack = Stack(phase=6, name="crash")
-    run = LoadRun(stack, seconds=12, rate=LOAD_RATE)
-    at = rnd.uniform(2.0, 6.0)
+    run = LoadRun(stack, seconds=14, rate=LOAD_RATE)
+    at = rnd.uniform(2.0, 5.0)
     victim = rnd.randrange(2)
     try:
         time.sleep(at)
@@ -112,13 +117,48 @@ def crash_of_one_agent():
         time.sleep(2)
         stack.start_agent(victim)
         stack.wait_agents_up()
+        time.sleep(rnd.uniform(1.0, 2.0))
+        busy = max(range(2), key=lambda i: established(stack.agent_ports[i]))
+        stack.agents[busy].signal(signal.SIGSTOP)
+        time.sleep(0.1)
+        stack.stop_agent(busy, signal.SIGKILL)
+        time.sleep(2)
+        stack.start_agent(busy)
+        stack.wait_agents_up()
     except BaseException:
         run.abort()
         stack.stop(check=False)
         raise
+    errs = spoe_errors(stack)
     finish(stack, run, "crash of one of two agents",
-           "SIGKILL to agent %d at %.2f s (seed %d), started again 2 s later"
-           % (victim + 1, at, seed))
+           "SIGKILL to agent %d at %.2f s (seed %d); later agent %d frozen 100 ms then "
+           "SIGKILLed; each started again 2 s later" % (victim + 1, at, seed, busy + 1),
+           spoe_errors=sum(errs.values()))
+    assert errs, "no request met a killed agent: the in-flight case was not exercised"
+
+
+def spoe_errors(stack):
+    """{SPOE error code: requests} from HAProxy's log: requests whose
+    exchange with an agent failed and that the fallback routed."""
+    errs = {}
+    for m in re.finditer(r" fb=(\S+) err=(\S+) ", stack.haproxy_log()):
+        if m.group(2) != "-":
+            errs[m.group(2)] = errs.get(m.group(2), 0) + 1
+    print("requests whose SPOE exchange failed, by SPOE error: %s" % errs)
+    return errs
+
+
+def established(port):
+    """Established TCP connections to a local port (HAProxy's SPOP links)."""
+    n = 0
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(name) as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    n += 1
+    return n
 
 
 @case
@@ -148,14 +188,15 @@ def all_agents_down():
         run.abort()
         stack.stop(check=False)
         raise
-    log = stack.haproxy_log()
-    fallback_lines = len(re.findall(r" fb=1 ", log))
+    fallback_lines = len(re.findall(r" fb=1 ", stack.haproxy_log()))
+    errs = spoe_errors(stack)
     print("routing of a write seen at each step: %s" % observed)
     want = {"up, phase 6": "new-command", "down, last phase 6": "new-command",
             "down, plan at 5": "new-command", "agent 2 back, plan at 5": "old-command"}
     finish(stack, run, "all agents down",
            "SIGTERM to both agents at 2 s; plan moved 6 -> 5 while down; agent 2 then "
-           "agent 1 started again", fallback_requests=fallback_lines)
+           "agent 1 started again", fallback_requests=fallback_lines,
+           spoe_errors=sum(errs.values()))
     assert observed == want, "routing while down/after: %r, want %r" % (observed, want)
     assert fallback_lines > 0, "no request was routed by the fallback"
 
