@@ -621,6 +621,28 @@ def security():
     dynamic = [l.strip() for l in cfg.splitlines() if l.strip().startswith("use_backend")]
     assert dynamic and all(l.startswith("use_backend cutover_%[var(txn.cutover.backend)]")
                            for l in dynamic), "use_backend lines: %r" % dynamic
+    # 4. The same hostile paths through HAProxy and the real agents: what
+    #    the app receives is the exact rewrite or nothing.
+    http_results = {}
+    unsafe_http = []
+    for phase in (6, 10):
+        stack = Stack(phase=phase, name="paths%d" % phase, replicator=False)
+        try:
+            for target in HTTP_HOSTILE:
+                st, headers = raw_http(stack.http_port, "GET", target)
+                verdict = judge_http(target, st, headers, phase)
+                http_results["phase %d %r (%d bytes)" % (phase, target[:40], len(target))] = \
+                    "%s %s" % (st, verdict)
+                if verdict.startswith("UNSAFE"):
+                    unsafe_http.append("phase %d %r: %s" % (phase, target[:60], verdict))
+            crashes = stack.stop()
+        except BaseException:
+            stack.stop(check=False)
+            raise
+        assert not crashes, crashes
+    for k, v in http_results.items():
+        print("  through HAProxy %s -> %s" % (k, v))
+
     declared = set(re.findall(r"^backend\s+(\S+)", cfg, re.M))
     checked["backends in haproxy.cfg"] = sorted(declared)
     rogue = rogue_agent_check(declared | {"old_query/../x", "cutover_old_query", ""})
@@ -631,8 +653,78 @@ def security():
     print("checked: %s" % checked)
     print("rogue agent: %s" % rogue)
     assert bad_paths == 0, "%d unsafe rewrites" % bad_paths
+    assert not unsafe_http, "through HAProxy: %s" % unsafe_http
     assert not rogue["escaped"], ("a backend variable from the agent selected HAProxy backends "
                                   "outside the plan's: %s" % rogue["escaped"])
+
+
+# Request targets as they go on the wire: raw control bytes and spaces (the
+# proxy must refuse them), and encoded or odd ones that are valid HTTP.
+HTTP_HOSTILE = [
+    b"/query/api/squids/1\r\nX-Injected: 1",
+    b"/query/api/squids/1\x00/admin",
+    b"/query/api/squids/\t1",
+    b"/query/api/squids/1\x7f",
+    b"/query/api/squids/\xff\xfe",
+    b"/query/api/squids/%0d%0aX-Injected:%201",
+    b"/query/api/squids/%00",
+    b"/query/api/squids/%2e%2e/%2e%2e/admin",
+    b"/query/api/squids/../../admin",
+    b"/query/api/squids//1",
+    b"/query/api/squids/%ZZ",
+    b"/query/api/squids/1;x=1",
+    b"/query/api/squids/1?next=%0d%0a&x=/query/api/squids",
+    b"/query/api/squids/" + b"a" * 2000,
+    b"/query/api/squids/" + b"a" * 65536,
+]
+
+
+def raw_http(port, method, target):
+    """One request written byte for byte -> (status, [(name, value)])."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        s.sendall(method.encode() + b" " + target + b" HTTP/1.1\r\nHost: shop.test\r\n"
+                  b"Connection: close\r\n\r\n")
+        data = b""
+        while b"\r\n\r\n" not in data:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    if not head[0].startswith("HTTP/1."):
+        return None, []
+    headers = [tuple(x.strip() for x in l.split(":", 1)) for l in head[1:] if ":" in l]
+    return int(head[0].split()[1]), headers
+
+
+def judge_http(target, status, headers, phase):
+    """SAFE/UNSAFE verdict on one answer to a hostile target."""
+    h = {k.lower(): v for k, v in headers}
+    if any(k.lower() == "x-injected" for k, _ in headers):
+        return "UNSAFE: response carries an injected header"
+    path, sep, query = target.partition(b"?")
+    expect = re.sub(rb"^/(query|command)/api/squids", rb"/\1/api/seafoods", path) + sep + query
+    if status is None:
+        return "closed by the proxy"
+    if "x-served-by" in h:
+        seen = h.get("x-request-path")
+        if seen is None:
+            return "UNSAFE: served by %s, path not echoed" % h["x-served-by"]
+        if seen.encode("latin-1") != expect:
+            return "UNSAFE: %s received %r, not %r" % (h["x-served-by"], seen[:60], expect[:60])
+        return "served by %s with the exact rewrite" % h["x-served-by"]
+    if "link" in h and h["link"].encode("latin-1") != b"<" + expect.partition(b"?")[0] + \
+            b'>; rel="successor-version"':
+        return "UNSAFE: link %r" % h["link"][:80]
+    if status >= 500:
+        return "UNSAFE: the proxy answered %d (a server error for a client's bad path)" % status
+    return "answered by the proxy"
 
 
 def rogue_agent_check(names):
