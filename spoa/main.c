@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "explain.h"
@@ -198,6 +199,21 @@ struct main_state {
 	struct watcher *watcher;
 };
 
+/* Raises the soft limit on open files so max_connections sockets (plus
+ * listeners, the plan watcher and metrics) fit, within the hard limit. */
+static void raise_fd_limit(unsigned max_connections, unsigned threads)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)max_connections + threads + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+		log_warn("open files limited to %llu: fewer than --max-connections %u",
+			 (unsigned long long)rl.rlim_cur, max_connections);
+}
+
 static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	struct main_state *st = w->data;
@@ -236,6 +252,7 @@ static int serve(const struct options *o)
 	const char *phase_name = plan_phase_name(plan, plan_current_phase(plan));
 	runtime_init(plan);
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit(o->max_connections, o->threads);
 
 	struct ev_loop *loop = ev_default_loop(0);
 	struct main_state st = { 0 };

@@ -174,6 +174,28 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* SO_REUSEPORT would let a second agent on the same port share the traffic
+ * silently; a plain bind first makes that an "Address already in use". */
+static bool port_is_free(const struct sockaddr *addr, socklen_t addrlen, char *err,
+			 size_t errlen)
+{
+	int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return false;
+	}
+	bool ok = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
+		  (addr->sa_family != AF_INET6 ||
+		   setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == 0) &&
+		  bind(fd, addr, addrlen) == 0;
+	if (!ok)
+		snprintf(err, errlen, "bind: %s", strerror(errno));
+	close(fd);
+	return ok;
+}
+
 static int listen_on(const struct sockaddr *addr, socklen_t addrlen, char *err, size_t errlen)
 {
 	int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -228,6 +250,11 @@ struct workers *workers_start(unsigned n, const struct sockaddr *addr, socklen_t
 	if (ws == NULL || (ws->w = calloc(n, sizeof(*ws->w))) == NULL) {
 		free(ws);
 		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (!port_is_free(addr, addrlen, err, errlen)) {
+		free(ws->w);
+		free(ws);
 		return NULL;
 	}
 	max_connections = max_conns;
