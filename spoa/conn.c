@@ -288,6 +288,34 @@ static ssize_t build_ack(struct conn *c, const struct frame *f, const struct dec
 	return frame_ack_end(&b);
 }
 
+/* Copies len bytes of s into dst (cap > 0) as one printable line: control
+ * bytes become '?', and long values are cut. */
+static const char *printable(char *dst, size_t cap, const char *s, size_t len)
+{
+	size_t n = 0;
+
+	for (; s && n < len && n + 1 < cap; n++)
+		dst[n] = (unsigned char)s[n] < 0x20 || s[n] == 0x7f ? '?' : s[n];
+	dst[n] = '\0';
+	return dst;
+}
+
+static void log_decision(const struct conn *c, const struct frame *f,
+			 const struct route_request *req, struct spop_bytes id,
+			 const struct decision *d)
+{
+	char ids[128], method[32], path[512];
+
+	log_debug(CONN_FMT "sid=%" PRIu64 " fid=%" PRIu64 " id=%s %s %s -> phase %u route %s"
+		  " backend %s status %u%s",
+		  CONN_ARGS(c), f->stream_id, f->frame_id,
+		  printable(ids, sizeof(ids), (const char *)id.ptr, id.len),
+		  printable(method, sizeof(method), req->method, req->method_len),
+		  printable(path, sizeof(path), req->path, req->path_len), d->phase,
+		  d->route ? d->route : "-", d->backend ? d->backend : "-", d->status,
+		  d->deprecated ? " deprecated" : "");
+}
+
 static void handle_notify(struct conn *c, const struct frame *f)
 {
 	struct conn_pool *pool = c->pool;
@@ -332,12 +360,8 @@ static void handle_notify(struct conn *c, const struct frame *f)
 			  CONN_ARGS(c), f->stream_id, f->frame_id);
 		return;
 	}
-	log_debug(CONN_FMT "sid=%" PRIu64 " fid=%" PRIu64 " id=%.*s %.*s %.*s -> phase %u route %s"
-		  " backend %s status %u%s",
-		  CONN_ARGS(c), f->stream_id, f->frame_id, (int)id.len, id.len ? (const char *)id.ptr : "",
-		  (int)req.method_len, req.method ? req.method : "", (int)req.path_len,
-		  req.path ? req.path : "", d.phase, d.route ? d.route : "-",
-		  d.backend ? d.backend : "-", d.status, d.deprecated ? " deprecated" : "");
+	if (log_enabled(LOGL_DEBUG))
+		log_decision(c, f, &req, id, &d);
 }
 
 static void handle_disconnect(struct conn *c, const struct frame *f)
