@@ -21,6 +21,7 @@
 #define ACCEPT_RETRY 0.1    /* seconds between retries while paused */
 #define STOP_GRACE 3.0      /* seconds for connections to flush on stop */
 #define STOP_POLL 0.02
+#define PAUSE_LOG_EVERY 10.0 /* seconds between "not accepting" warnings */
 
 struct worker {
 	unsigned id;
@@ -30,6 +31,7 @@ struct worker {
 	int lfd;
 	bool paused;
 	bool stopping;
+	ev_tstamp pause_logged;
 	ev_io accept_w;
 	ev_timer retry_w;
 	ev_async stop_w;
@@ -69,8 +71,12 @@ static struct worker *pool_worker(struct conn_pool *pool)
 
 static void pause_accept(struct worker *w, const char *why)
 {
-	if (!w->paused)
-		log_warn("[w%u] not accepting: %s", w->id, why);
+	ev_tstamp now = ev_now(w->loop);
+
+	if (now - w->pause_logged >= PAUSE_LOG_EVERY) {
+		log_warn("[w%u] not accepting for now: %s", w->id, why);
+		w->pause_logged = now;
+	}
 	w->paused = true;
 	ev_io_stop(w->loop, &w->accept_w);
 	ev_timer_again(w->loop, &w->retry_w);
@@ -83,7 +89,7 @@ static void resume_accept(struct worker *w)
 	w->paused = false;
 	ev_timer_stop(w->loop, &w->retry_w);
 	ev_io_start(w->loop, &w->accept_w);
-	log_info("[w%u] accepting again", w->id);
+	log_debug("[w%u] accepting again", w->id);
 }
 
 static void on_released(struct conn_pool *pool)
