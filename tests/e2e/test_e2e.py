@@ -534,9 +534,11 @@ def walk_under_load(name, forward_to, back_to, api_switch_at, verify_api):
         walk_log = open(os.path.join(s.dir, "walk.log"), "w")
         steps = list(range(2, forward_to + 1)) + list(range(forward_to - 1, back_to - 1, -1))
         time.sleep(DWELL_S)
-        for phase in steps:
+        labels = ["1"]
+        for i, phase in enumerate(steps):
             s.walk(phase, walk_log)
-            write_atomic(phase_file, "%d\n" % phase)
+            labels.append("%d%s" % (phase, " back" if i and phase < steps[i - 1] else ""))
+            write_atomic(phase_file, labels[-1] + "\n")
             if phase == api_switch_at:
                 write_atomic(api_file, "new\n")
             time.sleep(DWELL_S)
@@ -560,34 +562,38 @@ def walk_under_load(name, forward_to, back_to, api_switch_at, verify_api):
         unlabeled = [r for r in lines if "-" in (r["phase"], r["route"], r["be"])]
         with open(os.path.join(s.dir, "requests.jsonl")) as f:
             sent = [json.loads(x) for x in f]
-        logged = {r["id"] for r in lines}
+        logged = {r["id"]: r["phase"] for r in lines}
         rep["unlogged"] = [r for r in sent if r["request_id"] not in logged]
+        rep["labels"] = labels
+        rep["haproxy_phases"] = {}  # label -> {phase HAProxy logged: requests}
+        for r in sent:
+            d = rep["haproxy_phases"].setdefault(r["phase"], {})
+            ph = logged.get(r["request_id"], "unlogged")
+            d[ph] = d.get(ph, 0) + 1
         return s, rep, lines, unlabeled
     except BaseException:
         s.stop()
         raise
 
 
-def print_figures(title, rep, lines):
+def print_figures(title, rep):
     per_phase = rep.get("per_phase") or {}
     lost = (rep.get("verify") or {}).get("lost_by_phase", {})
-    logged = {}
-    for r in lines:
-        logged[r["phase"]] = logged.get(r["phase"], 0) + 1
     print("  %s: %d requests, %d failures, %d lost writes, %d verified, %.0f req/s, "
           "p99 %s ms" % (title, rep["requests"], rep["failures"], rep["lost_writes"],
                          (rep.get("verify") or {}).get("checked", 0),
                          rep.get("rate_achieved") or 0, rep["latency_ms"]["p99"]))
-    # requests/failures/lost: by the phase the walk had completed when load.py
-    # sent the request (and, for lost, acknowledged its last write);
-    # logged-in-phase: HAProxy log lines whose decision was made in that phase.
-    print("    phase  requests  failures  lost  logged-in-phase  served by")
-    for p in sorted(per_phase, key=lambda k: int(k) if k.isdigit() else 99):
-        v = per_phase[p]
-        print("    %5s  %8d  %8d  %4d  %15d  %s" % (p, v["requests"], v["failures"],
-                                                    lost.get(p, 0), logged.get(p, 0),
-                                                    json.dumps(v.get("served_by", {}),
-                                                               sort_keys=True)))
+    # A row per step of the walk: the requests load.py sent once the walk had
+    # reached that phase (lost: writes last acknowledged then), the app that
+    # served them, and the phase HAProxy's log line gives their decision (the
+    # next phase already, for those sent while the walk was stepping on).
+    print("    phase     requests failures lost  served by / phase in HAProxy's log")
+    for label in rep["labels"]:
+        v = per_phase.get(label, {"requests": 0, "failures": 0})
+        print("    %-8s  %8d %8d %4d  %s / %s" % (
+            label, v["requests"], v["failures"], lost.get(label, 0),
+            json.dumps(v.get("served_by", {}), sort_keys=True),
+            json.dumps(rep["haproxy_phases"].get(label, {}), sort_keys=True)))
 
 
 def check_load(s, rep, lines, unlabeled):
@@ -608,7 +614,7 @@ def walk_1_to_12_under_load():
     s, rep, lines, unlabeled = walk_under_load("walk", 12, 12, api_switch_at=9,
                                                verify_api="new")
     try:
-        print_figures("walk 1->12", rep, lines)
+        print_figures("walk 1->12", rep)
         check_load(s, rep, lines, unlabeled)
     finally:
         s.stop()
@@ -619,7 +625,7 @@ def rollback_6_to_1_under_load():
     s, rep, lines, unlabeled = walk_under_load("rollback", 6, 1, api_switch_at=None,
                                                verify_api="old")
     try:
-        print_figures("walk 1->6->1", rep, lines)
+        print_figures("walk 1->6->1", rep)
         check_load(s, rep, lines, unlabeled)
     finally:
         s.stop()
