@@ -451,10 +451,12 @@ def smoke():
     # 2 = running, 3 = check passed: spop-check got a valid AGENT-HELLO from each.
     assert states == {"agent1": (2, 3), "agent2": (2, 3)}, states
     status, h, _ = request(s.http_port, "GET", "/query/api/squids/1",
-                           headers={"X-Api-Client": "smoke"})
+                           headers={"X-Api-Client": "smoke", "X-Cutover-Id": "spoofed"})
     assert status == 200 and h.get("x-served-by") == "old-query", (status, h)
     rec = s.log_fields({"smoke"}).get("smoke")
     assert rec, "no HAProxy log line for the smoke request"
+    # The app got HAProxy's unique id (the one sent to the agent), not the client's.
+    assert h.get("x-cutover-id") == rec["id"], (h, rec["id"])
     assert (rec["phase"], rec["route"], rec["be"], rec["fb"], rec["err"]) == \
         ("1", "squids-query", "old_query", "-", "-"), rec
     assert rec["pt"].isdigit(), rec
