@@ -141,8 +141,10 @@ def garbage(text, seed=5):
     yield ("empty file", "0 bytes", b"")
     yield ("empty file", "whitespace only", b"\n   \n\t\n")
     for n in (1, 17, 4096):
-        yield ("binary garbage", "%d random bytes" % n, bytes(rnd.randrange(256) for _ in range(n)))
-    yield ("binary garbage", "NUL bytes in the plan", text.encode().replace(b"phase", b"ph\x00se", 1))
+        yield ("binary garbage", "%d random bytes" % n,
+               bytes(rnd.randrange(256) for _ in range(n)))
+    yield ("binary garbage", "NUL bytes in the plan",
+           text.encode().replace(b"phase", b"ph\x00se", 1))
     yield ("binary garbage", "invalid UTF-8 in the plan", text.encode() + b"# \xff\xfe\xc3\x28\n")
     pad = b"# padding to make the file 10 MiB\n"
     body = text.encode()

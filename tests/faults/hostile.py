@@ -235,7 +235,8 @@ class SlowPeer(_Thread):
         end = time.monotonic() + self.seconds
         self.sock.settimeout(1.0)
         try:
-            while self.sent < len(data) and time.monotonic() < end and not self.stop_event.is_set():
+            while (self.sent < len(data) and time.monotonic() < end
+                   and not self.stop_event.is_set()):
                 self.sock.send(data[self.sent:self.sent + 1])
                 self.sent += 1
                 try:
@@ -247,7 +248,8 @@ class SlowPeer(_Thread):
                 except socket.timeout:
                     pass
         except OSError as e:
-            self.outcome = "closed by agent after %d bytes (%s)" % (self.sent, e.__class__.__name__)
+            self.outcome = "closed by agent after %d bytes (%s)" % (self.sent,
+                                                                    e.__class__.__name__)
         finally:
             self.sock.close()
 

@@ -76,7 +76,7 @@ class Stack:
     # --- start ----------------------------------------------------------------
 
     def _start(self, phase, replicator):
-        self.db = {"old": os.path.join(self.dir, "old.db"), "new": os.path.join(self.dir, "new.db")}
+        self.db = {side: os.path.join(self.dir, side + ".db") for side in ("old", "new")}
         self.app_ports = {}
         for role in ROLES:
             port = harness.free_port()

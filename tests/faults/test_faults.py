@@ -31,7 +31,7 @@ import harness  # noqa: E402
 import hostile  # noqa: E402
 import spop_peer as sp  # noqa: E402
 from harness import case  # noqa: E402
-from stack import PLAN, Stack, plan_text, write_atomic  # noqa: E402
+from stack import Stack, plan_text, write_atomic  # noqa: E402
 from traffic import LoadRun  # noqa: E402
 
 # 1,000 client connections here and as many in the agent: children inherit
@@ -43,6 +43,7 @@ if _soft < _want:
 
 LOAD_RATE = 200           # requests per second through HAProxy, reads and writes
 REJECT_LINE = r"%s:\d+:\d+: "  # the agent's rejection of a bad plan, per design.md
+REJECT_LINE_REST = r"%s:(\d+:\d+: [^;\n]*)"  # line, column and reason
 
 
 def figures(name, injected, load, sent, failed, rejected, crashes, **extra):
@@ -271,12 +272,14 @@ def bad_plans_applied_live():
     prober = hostile.Prober("127.0.0.1", stack.agent_ports[0], interval=0.05)
     prober.start()
     pattern = re.compile(REJECT_LINE % re.escape(stack.plan_path))
+    live_line = re.compile(REJECT_LINE_REST % re.escape(stack.plan_path))
+    staged_line = re.compile(REJECT_LINE_REST % r"\S+staged-\d+\.yaml")
     tail = LogTail(stack.agents[0].log_path)
-    unseen, on_delete = [], None
+    unseen, differ, on_delete = [], [], None
     expected = 0
     try:
         time.sleep(2)
-        for kind, what, content, _ in edits:
+        for kind, what, content, check_out in edits:
             tail.read()
             if content is None:
                 # Deleting the plan is also how a delete-then-recreate edit
@@ -290,7 +293,16 @@ def bad_plans_applied_live():
             # Each edit must be picked up (within 1 s by contract) and
             # rejected with its line and column; wait up to 3 s for it.
             deadline = time.monotonic() + 3.0
-            while not pattern.search(tail.read()):
+            while True:
+                m = live_line.search(tail.read())
+                if m:
+                    # The live agent gives the same line, column and reason
+                    # as --check.
+                    want = staged_line.search(check_out).group(1)
+                    if m.group(1) != want:
+                        differ.append("%s (%s): live %r, --check %r"
+                                      % (kind, what, m.group(1), want))
+                    break
                 if time.monotonic() > deadline:
                     unseen.append("%s: %s" % (kind, what))
                     break
@@ -323,13 +335,16 @@ def bad_plans_applied_live():
            "(%d generated truncations that --check accepts were not applied)"
            % (expected, skipped), rejected=rejected1, rejected_agent2=rejected2,
            probe_failures=prober.failed)
-    print("rejections logged: agent 1 %d, agent 2 %d, for %d bad edits" % (rejected1, rejected2, expected))
+    print("rejections logged: agent 1 %d, agent 2 %d, for %d bad edits"
+          % (rejected1, rejected2, expected))
     print("agent 1 on deletion: %s" % on_delete)
     assert not unseen, "%d edits not rejected within 3 s: %s" % (len(unseen), unseen[:10])
+    assert not differ, "%d rejections differ from --check: %s" % (len(differ), differ[:5])
     assert rejected1 >= expected and rejected2 >= expected, \
         "rejection lines: %d and %d for %d edits" % (rejected1, rejected2, expected)
     assert served_phase_during == {6}, "phases served during bad edits: %r" % served_phase_during
-    assert prober.failed == 0, "SPOP probe failed %d times: %s" % (prober.failed, prober.last_error)
+    assert prober.failed == 0, "SPOP probe failed %d times: %s" % (prober.failed,
+                                                                   prober.last_error)
     assert http_during == (200, "new-query"), "HTTP probe during bad edits: %r" % (http_during,)
     assert phase_after == 5, "good edit not picked up: phase %r" % phase_after
 
@@ -438,8 +453,10 @@ def hostile_spop_peers():
     assert slow.outcome.startswith("closed by agent"), "slow peer: %s" % slow.outcome
     assert hellos == 1000 and acks == 1000, "1,000 at once: %s" % results["1000 at once"]
     assert nonreader.stalled or nonreader.closed_by_agent, \
-        "the agent read %d MiB from a peer that never reads its ACKs" % (nonreader.sent_bytes >> 20)
-    assert max(rss_peak, rss_after) < limit, "agent RSS %d KiB over %d" % (max(rss_peak, rss_after), limit)
+        "the agent read %d MiB from a peer that never reads its ACKs" % (
+            nonreader.sent_bytes >> 20)
+    rss_max = max(rss_peak, rss_after)
+    assert rss_max < limit, "agent RSS %d KiB over %d" % (rss_max, limit)
     assert prober.ok > 0 and prober.failed == 0, \
         "normal client: %d ok, %d failed (%s)" % (prober.ok, prober.failed, prober.last_error)
 
