@@ -248,11 +248,11 @@ class System:
         return states
 
     def wait_agents_up(self, up=True, timeout=10.0):
-        want = 2 if up else 0  # SRV_ST_RUNNING / SRV_ST_STOPPED
+        """Until both agents are UP with a passed check (2, 3), or DOWN (0, _)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             st = self.agent_states()
-            if len(st) == 2 and all(s[0] == want for s in st.values()):
+            if len(st) == 2 and all((s == (2, 3)) if up else s[0] == 0 for s in st.values()):
                 return st
             time.sleep(0.1)
         raise AssertionError("agents not %s after %.0fs: %s"
@@ -336,6 +336,9 @@ def expected(phase, method, path):
         e.update(route="query", backend="old_query" if phase <= 3 else "new_query")
     elif p.startswith("/command/"):
         e.update(route="command", backend="old_command" if phase <= 5 else "new_command")
+    # A rewrite or link that would carry a dot segment is refused: 400.
+    if any(x and re.search(r"(^|/)(\.|%2e){1,2}(/|$)", x, re.I) for x in (e["path"], e["link"])):
+        e.update(status=400, backend=None, path=None, link=None)
     # HAProxy's default backend (the OLD query app here) serves the rest.
     e["served_by"] = (e["backend"] or ("old_query" if e["status"] is None else "")).replace("_", "-")
     return e
@@ -359,8 +362,8 @@ def app_status(role, method, path):
 
 ENTITY = {"name": "e2e squid", "price": 3.5}
 # (method, path, body): every path family of the table, a method that does not
-# fit its path, a query string, other /query/ and /command/ paths, and a path
-# outside both.
+# fit its path, a query string, other /query/ and /command/ paths, a path
+# outside both, and paths no rewrite may carry.
 TABLE = (
     ("GET", "/query/api/squids/1", None),
     ("GET", "/query/api/squids?limit=1", None),
@@ -372,6 +375,9 @@ TABLE = (
     ("GET", "/query/api/inventory", None),
     ("POST", "/command/api/orders", ENTITY),
     ("GET", "/healthz", None),
+    # a rewrite of these would hold a dot segment: refused from phase 4 / 6
+    ("GET", "/query/api/squids/%2e%2e/admin", None),
+    ("PUT", "/command/api/squids/./1", ENTITY),
 )
 
 
@@ -410,9 +416,9 @@ def check_table(phase, results, fallback):
             "app_saw": (((e["path"] or path.split("?", 1)[0])
                          + ("?" + path.split("?", 1)[1] if "?" in path else ""))
                         if e["served_by"] else None),
-            "deprecation": "true" if e["deprecated"] else None,
+            "deprecation": "true" if e["deprecated"] and not e["status"] else None,
             "link": ('<%s>; rel="successor-version"' % (e["link"] or e["path"])
-                     if e["status"] == 410 or e["deprecated"] else None),
+                     if e["status"] == 410 or (e["deprecated"] and not e["status"]) else None),
             "list_len": 1 if "?limit=" in path and want_status == 200 else None,
             "log": {"phase": str(phase), "route": e["route"] or "-",
                     "be": e["backend"] or "-", "path": e["path"] or "-",
