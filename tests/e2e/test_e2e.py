@@ -6,13 +6,14 @@ the sample apps on SQLite, all on free loopback ports.
   routing_table    every phase 1-12 x every path family of design.md's table:
                    status, X-Served-By, Deprecation/Link, and from HAProxy's
                    log the phase, route, backend and rewritten path
-  walk_under_load  scripts/walk from 1 to 12 under load.py's reads and writes
-                   (old API until phase 9, new API after): zero failures,
-                   zero lost writes, HAProxy's PID unchanged, a log line with
-                   phase, route and backend for every request
-  rollback_under_load  1 -> 6 -> 1 under load: zero failures, zero lost writes
   fallback_table   both agents stopped: HAProxy routes by the phase it learned
                    last, with the same results as routing_table
+  walk_1_to_12_under_load  scripts/walk from 1 to 12 under load.py's reads and
+                   writes (old API until phase 9, new API after): zero
+                   failures, zero lost writes, HAProxy's PID unchanged, a log
+                   line with phase, route and backend for every request
+  rollback_6_to_1_under_load  1 -> 6 -> 1 under the same load: zero failures,
+                   zero lost writes (read back through the OLD API at phase 1)
 
 HAPROXY=/path selects the HAProxy binary. Per-phase figures are printed.
 """
@@ -181,10 +182,15 @@ class System:
     def stop(self):
         errors = []
         pidfile = os.path.join(self.dir, "replicator.pid")
-        if os.path.exists(pidfile):  # started by scripts/walk
+        if os.path.exists(pidfile):  # started by scripts/walk: not our child
             try:
                 with open(pidfile) as f:
-                    os.kill(int(f.read()), signal.SIGTERM)
+                    pid = int(f.read())
+                os.kill(pid, signal.SIGTERM)
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    os.kill(pid, 0)
+                    time.sleep(0.05)
             except (OSError, ValueError):
                 pass
         if self.haproxy:
