@@ -424,3 +424,27 @@ class RogueAgent(_Thread):
             else:
                 raise sp.Malformed("frame type %d" % ftype)
         return out
+
+
+def vm_rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+class RssSampler(_Thread):
+    """Samples a process's resident memory every 50 ms; .peak in KiB."""
+
+    def __init__(self, pid):
+        super().__init__()
+        self.pid = pid
+        self.peak = vm_rss_kib(pid)
+
+    def run(self):
+        while not self.stop_event.wait(0.05):
+            try:
+                self.peak = max(self.peak, vm_rss_kib(self.pid))
+            except (OSError, AssertionError):
+                return  # the process is gone; the case sees that itself
