@@ -51,9 +51,11 @@ def write_atomic(path, data):
 
 class Stack:
     def __init__(self, phase, name="stack", agents=2, replicator=True, agent_extra=(),
-                 agent_override=None):
+                 agent_override=None, start_agents=True):
         """agent_override: HAProxy's two agent addresses, for agents the
-        caller runs itself (then pass agents=0)."""
+        caller runs itself (then pass agents=0). start_agents=False: HAProxy
+        starts while no agent runs; start_agent(i) starts them later."""
+        self.start_agents = start_agents
         self.dir = tempfile.mkdtemp(prefix="cutover-faults-%s-" % name)
         self.phase = phase
         self.plan_path = os.path.join(self.dir, "cutover.yaml")
@@ -93,7 +95,7 @@ class Stack:
                 [sys.executable, os.path.join(APPS, "replicator.py"), "--old", self.db["old"],
                  "--new", self.db["new"]], "replicator", workdir=self.dir)
             self.procs.append(self.replicator)
-        for i in range(len(self.agents)):
+        for i in range(len(self.agents) if self.start_agents else 0):
             self.start_agent(i)
         self.http_port = harness.free_port()
         self.stats_socket = os.path.join(self.dir, "haproxy.sock")
@@ -124,7 +126,8 @@ class Stack:
         self.procs.append(self.haproxy)
         self.haproxy_pid = self.haproxy.pid
         harness.wait_port("127.0.0.1", self.http_port, proc=self.haproxy.proc)
-        self.wait_agents_up()
+        if self.start_agents:
+            self.wait_agents_up()
 
     def _proc(self, name):
         return next(p for p in self.procs if os.path.basename(p.log_path) == name + ".log")

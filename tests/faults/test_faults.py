@@ -202,6 +202,44 @@ def all_agents_down():
     assert fallback_lines > 0, "no request was routed by the fallback"
 
 
+@case
+def haproxy_starts_with_no_agent():
+    """HAProxy starts while no agent runs, so it never learned a phase: it
+    routes by CUTOVER_START_PHASE (the plan's phase when it started, 6). The
+    plan moves to 5 before any agent runs; once one does, routing follows
+    the plan."""
+    stack = Stack(phase=6, name="noagent", start_agents=False)
+    run = LoadRun(stack, seconds=10, rate=LOAD_RATE)
+    t0 = time.monotonic()
+    observed = {}
+    try:
+        time.sleep(1.5)
+        observed["no agent yet, started at 6"] = probe_write(stack)
+        stack.set_phase(5)
+        time.sleep(1)
+        observed["no agent yet, plan at 5"] = probe_write(stack)
+        agents_at = time.monotonic() - t0
+        stack.start_agent(0)
+        stack.start_agent(1)
+        stack.wait_agents_up()
+        observed["agents up, plan at 5"] = probe_write(stack)
+    except BaseException:
+        run.abort()
+        stack.stop(check=False)
+        raise
+    fallback_lines = len(re.findall(r" fb=1 ", stack.haproxy_log()))
+    errs = spoe_errors(stack)
+    print("routing of a write seen at each step: %s" % observed)
+    want = {"no agent yet, started at 6": "new-command", "no agent yet, plan at 5": "new-command",
+            "agents up, plan at 5": "old-command"}
+    finish(stack, run, "HAProxy starts with no agent running",
+           "no agent when HAProxy started (plan at 6); plan moved to 5 at 1.5 s; both "
+           "agents started at %.1f s" % agents_at,
+           fallback_requests=fallback_lines, spoe_errors=sum(errs.values()))
+    assert observed == want, "routing before/after the agents: %r, want %r" % (observed, want)
+    assert fallback_lines > 0, "no request was routed by the fallback"
+
+
 def probe_write(stack):
     """Which app served a write of the OLD API (new-command from phase 6)."""
     st, served, body = stack.request("POST", "/command/api/squids",
