@@ -182,7 +182,7 @@ def all_agents_down():
         observed["down, plan at 5"] = probe_write(stack)
         stack.start_agent(1)
         stack.wait_agents_up(["agent2"])
-        observed["agent 2 back, plan at 5"] = probe_write(stack)
+        observed["agent 2 back, plan at 5"] = probe_write(stack, until="old-command")
         stack.start_agent(0)
         stack.wait_agents_up()
     except BaseException:
@@ -222,7 +222,7 @@ def haproxy_starts_with_no_agent():
         stack.start_agent(0)
         stack.start_agent(1)
         stack.wait_agents_up()
-        observed["agents up, plan at 5"] = probe_write(stack)
+        observed["agents up, plan at 5"] = probe_write(stack, until="old-command")
     except BaseException:
         run.abort()
         stack.stop(check=False)
@@ -240,12 +240,19 @@ def haproxy_starts_with_no_agent():
     assert fallback_lines > 0, "no request was routed by the fallback"
 
 
-def probe_write(stack):
-    """Which app served a write of the OLD API (new-command from phase 6)."""
-    st, served, body = stack.request("POST", "/command/api/squids",
-                                      body=json.dumps({"name": "probe", "price": 1}))
-    assert st == 201, "probe write: %d %r" % (st, body[:200])
-    return served
+def probe_write(stack, until=None, timeout=3.0):
+    """Which app served a write of the OLD API (new-command from phase 6).
+    With until: probes again (at most timeout seconds) until that app
+    serves: the first exchanges with an agent that just came back may still
+    go through the fallback while HAProxy connects to it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        st, served, body = stack.request("POST", "/command/api/squids",
+                                          body=json.dumps({"name": "probe", "price": 1}))
+        assert st == 201, "probe write: %d %r" % (st, body[:200])
+        if until is None or served == until or time.monotonic() > deadline:
+            return served
+        time.sleep(0.05)
 
 
 # --- bad plans applied live ---------------------------------------------------
