@@ -247,7 +247,9 @@ static void page_decisions(struct page *p)
 							   get(&s->count) };
 		}
 	}
-	qsort(rows, n, sizeof(*rows), row_cmp);
+	/* rows is NULL while no decision was made; qsort() must not see it. */
+	if (n > 1)
+		qsort(rows, n, sizeof(*rows), row_cmp);
 	page_printf(p, "# HELP cutover_decisions_total Routing decisions by phase, route and "
 		       "backend (empty: none).\n# TYPE cutover_decisions_total counter\n");
 	for (size_t i = 0; i < n;) {
