@@ -247,9 +247,9 @@ class System:
     def agent_states(self):
         """{server: (operational state, check result)} of the agents' backend."""
         states = {}
-        for line in self.cli("show servers state cutover_agents").splitlines():
+        for line in self.cli("show servers state spoe_cutover").splitlines():
             f = line.split()
-            if len(f) > 11 and f[1] == "cutover_agents":
+            if len(f) > 11 and f[1] == "spoe_cutover":
                 states[f[3]] = (int(f[5]), int(f[11]))
         return states
 

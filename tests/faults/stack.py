@@ -202,7 +202,7 @@ class Stack:
         out = {}
         for line in self.haproxy_cmd("show stat").splitlines():
             f = line.split(",")
-            if len(f) > 17 and f[0] == "cutover_agents" and f[1].startswith("agent"):
+            if len(f) > 17 and f[0] == "spoe_cutover" and f[1].startswith("agent"):
                 out[f[1]] = f[17]
         return out
 

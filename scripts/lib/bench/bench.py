@@ -204,7 +204,7 @@ class Bench:
 
         cut_port = harness.free_port()
         env = dict(apps, CUTOVER_HTTP_BIND="127.0.0.1:%d" % cut_port, CUTOVER_NBTHREAD="1",
-                   # One agent: both server lines of cutover_agents name it.
+                   # One agent: both server lines of spoe_cutover name it.
                    CUTOVER_AGENT1=agent_addr, CUTOVER_AGENT2=agent_addr,
                    CUTOVER_START_PHASE=str(BENCH_PHASE),
                    CUTOVER_SPOE_CONF=os.path.join(ROOT, "haproxy", "cutover.spoe"),
