@@ -533,7 +533,7 @@ def listening_sockets(pid):
     return out
 
 
-def default_listen_check(config):
+def default_listen_check(config, workdir):
     """Starts the agent with no --listen and returns where it listens. In a
     private network namespace when possible (so port 12345 is free there)."""
     argv = [harness.agent_binary(), "--config", config, "--threads", "2"]
@@ -547,7 +547,7 @@ def default_listen_check(config):
                 s.bind(("127.0.0.1", 12345))
             except OSError:
                 return None, "port 12345 is busy and no network namespace can be made"
-    p = harness.Proc(argv, "agent-default-listen")
+    p = harness.Proc(argv, "agent-default-listen", workdir=workdir)
     try:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -598,7 +598,7 @@ def security():
     checked = {}
 
     # 1. Loopback unless told otherwise.
-    socks, where = default_listen_check(config)
+    socks, where = default_listen_check(config, workdir)
     if socks is None:
         print("SKIP default listen address: %s" % where)
     else:
@@ -714,6 +714,7 @@ def security():
     assert not unsafe_http, "through HAProxy: %s" % unsafe_http
     assert not rogue["escaped"], ("a backend variable from the agent selected HAProxy backends "
                                   "outside the plan's: %s" % rogue["escaped"])
+    remove_workdir(workdir)
 
 
 # Request targets as they go on the wire: raw control bytes and spaces (the
@@ -823,9 +824,9 @@ def rogue_agent_check(names):
                                         "cutover_default", "cutover_http"}:
                 escaped[m.group(1)] = escaped.get(m.group(1), 0) + 1
     finally:
-        if stack is not None:
-            stack.stop(check=False)
+        crashes = stack.stop() if stack is not None else []
         rogue.stop()
+    assert not crashes, "with the rogue agent: %s" % crashes
     return {"sent": sent, "failed": failed, "escaped": escaped, "notifies": rogue.notifies}
 
 
@@ -889,6 +890,13 @@ def valgrind_no_definite_leak():
     assert rc == 0, "valgrind/agent exit %s (97 = memcheck errors or definite leaks):\n%s" % (
         rc, report[-4000:])
     assert m is None or m.group(1) == "0", summary
+    remove_workdir(workdir)
+
+
+def remove_workdir(path):
+    """A passed case's files go, unless CUTOVER_KEEP_LOGS=1."""
+    if os.environ.get("CUTOVER_KEEP_LOGS") != "1":
+        shutil.rmtree(path, ignore_errors=True)
 
 
 if __name__ == "__main__":
