@@ -30,14 +30,17 @@ HAPROXY_CFG = os.path.join(ROOT, "haproxy", "haproxy.cfg")
 SPOE_CONF = os.path.join(ROOT, "haproxy", "cutover.spoe")
 ROLES = ("old-query", "old-command", "new-query", "new-command")
 _PHASE_LINE = re.compile(r"^phase:.*$", re.M)
+# info, not the harness's debug: a line per frame would be most of the
+# agent's work under load (the last --log-level given wins).
+AGENT_LOG_LEVEL = ["--log-level", "info"]
 
 
-def plan_text(phase, source=PLAN):
+def plan_text(phase):
     """The sample plan with its top-level phase set to `phase`."""
-    with open(source) as f:
+    with open(PLAN) as f:
         text = f.read()
     if not _PHASE_LINE.search(text):
-        raise AssertionError("%s has no top-level `phase:` line" % source)
+        raise AssertionError("%s has no top-level `phase:` line" % PLAN)
     return _PHASE_LINE.sub("phase: %s" % phase, text, count=1)
 
 
@@ -50,19 +53,15 @@ def write_atomic(path, data):
 
 
 class Stack:
-    def __init__(self, phase, name="stack", agents=2, replicator=True, agent_extra=(),
-                 agent_override=None, start_agents=True):
+    def __init__(self, phase, name="stack", agents=2, replicator=True, agent_override=None,
+                 start_agents=True):
         """agent_override: HAProxy's two agent addresses, for agents the
         caller runs itself (then pass agents=0). start_agents=False: HAProxy
         starts while no agent runs; start_agent(i) starts them later."""
         self.start_agents = start_agents
         self.dir = tempfile.mkdtemp(prefix="cutover-faults-%s-" % name)
-        self.phase = phase
         self.plan_path = os.path.join(self.dir, "cutover.yaml")
         write_atomic(self.plan_path, plan_text(phase))
-        # info, not the harness's debug: one line per frame would be most of
-        # the work under load.
-        self.agent_extra = ["--log-level", "info"] + list(agent_extra)
         self.procs = []
         self.agents = [None] * agents
         self.agent_ports = [harness.free_port() for _ in range(agents)]
@@ -89,12 +88,10 @@ class Stack:
             self.procs.append(p)
         for role in ROLES:
             harness.wait_port("127.0.0.1", self.app_ports[role], proc=self._proc(role).proc)
-        self.replicator = None
         if replicator:
-            self.replicator = harness.Proc(
+            self.procs.append(harness.Proc(
                 [sys.executable, os.path.join(APPS, "replicator.py"), "--old", self.db["old"],
-                 "--new", self.db["new"]], "replicator", workdir=self.dir)
-            self.procs.append(self.replicator)
+                 "--new", self.db["new"]], "replicator", workdir=self.dir))
         for i in range(len(self.agents) if self.start_agents else 0):
             self.start_agent(i)
         self.http_port = harness.free_port()
@@ -137,7 +134,7 @@ class Stack:
         if self.agents[i] is not None and self.agents[i].alive():
             raise AssertionError("agent %d is still running" % i)
         a = harness.Agent(self.plan_path, threads=2, port=self.agent_ports[i],
-                          extra=self.agent_extra, workdir=self._agent_dir(i))
+                          extra=AGENT_LOG_LEVEL, workdir=self._agent_dir(i))
         self.agents[i] = a
         self.agent_history.append([a, None])
         return a
@@ -179,7 +176,6 @@ class Stack:
 
     def set_phase(self, phase):
         write_atomic(self.plan_path, plan_text(phase))
-        self.phase = phase
 
     # --- HAProxy --------------------------------------------------------------
 
