@@ -6,7 +6,10 @@ in time; every socket is closed by its owner.
 - IdlePeers: connections that never send a byte;
 - SlowPeer: a client that sends one byte a second;
 - NonReader: floods NOTIFYs and never reads its ACKs;
-- Prober: a well-behaved client asking for decisions the whole time.
+- Prober: a well-behaved client asking for decisions the whole time;
+- RogueAgent: an agent that answers whatever it is told to, to see what
+  haproxy.cfg lets an agent do;
+- RssSampler: the peak resident memory of the process under attack.
 """
 import selectors
 import socket
