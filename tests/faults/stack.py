@@ -123,6 +123,12 @@ class Stack:
         self.procs.append(self.haproxy)
         self.haproxy_pid = self.haproxy.pid
         harness.wait_port("127.0.0.1", self.http_port, proc=self.haproxy.proc)
+        # HAProxy may listen on HTTP a moment before its stats socket exists.
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.stats_socket):
+            assert self.haproxy.alive() and time.monotonic() < deadline, \
+                "HAProxy has no stats socket at %s" % self.stats_socket
+            time.sleep(0.02)
         if self.start_agents:
             self.wait_agents_up()
 
