@@ -117,6 +117,19 @@ static bool add_capture_name(struct pattern *p, int *ncaptures, struct span name
 	return true;
 }
 
+/* Appends one segment, literal or capture; false past PATTERN_MAX_SEGMENTS. */
+static bool add_segment(struct pattern *p, struct span text, bool capture, char *why,
+			size_t whylen)
+{
+	if (p->nsegments == PATTERN_MAX_SEGMENTS) {
+		snprintf(why, whylen, "more than %d segments", PATTERN_MAX_SEGMENTS);
+		return false;
+	}
+	p->segment[p->nsegments] = text;
+	p->is_capture[p->nsegments++] = capture;
+	return true;
+}
+
 bool pattern_parse(const char *s, size_t len, struct pattern *p, char *why, size_t whylen)
 {
 	int ncaptures = 0;
@@ -141,10 +154,6 @@ bool pattern_parse(const char *s, size_t len, struct pattern *p, char *why, size
 		size_t seglen = end - start;
 		const char *brace = memchr(seg, '{', seglen);
 
-		if (p->nsegments == PATTERN_MAX_SEGMENTS && !(brace == seg && end == len)) {
-			snprintf(why, whylen, "more than %d segments", PATTERN_MAX_SEGMENTS);
-			return false;
-		}
 		if (brace) {
 			size_t lit = (size_t)(brace - seg);
 			bool tail = seglen - lit > 5 && memcmp(s + end - 4, "...}", 4) == 0;
@@ -161,24 +170,23 @@ bool pattern_parse(const char *s, size_t len, struct pattern *p, char *why, size
 				return failf(why, whylen, "'%.*s' segments are not allowed", seg, lit);
 			if (tail) {
 				if (lit > 0) {
-					p->segment[p->nsegments] = (struct span){ seg, lit };
-					p->is_capture[p->nsegments++] = false;
+					if (!add_segment(p, (struct span){ seg, lit }, false, why, whylen))
+						return false;
 					p->tail = TAIL_SEGMENT;
 				} else {
 					p->tail = TAIL_DIR;
 				}
 				p->tail_name = name;
-			} else {
-				p->segment[p->nsegments] = name;
-				p->is_capture[p->nsegments++] = true;
+			} else if (!add_segment(p, name, true, why, whylen)) {
+				return false;
 			}
 		} else {
 			if (!literal_ok(seg, seglen, why, whylen))
 				return false;
 			if (dots(seg, seglen) == 1 || dots(seg, seglen) == 2)
 				return failf(why, whylen, "'%.*s' segments are not allowed", seg, seglen);
-			p->segment[p->nsegments] = (struct span){ seg, seglen };
-			p->is_capture[p->nsegments++] = false;
+			if (!add_segment(p, (struct span){ seg, seglen }, false, why, whylen))
+				return false;
 		}
 		pos = end;
 	}
