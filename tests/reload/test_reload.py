@@ -20,7 +20,6 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
-sys.path.insert(0, HERE)
 
 import harness  # noqa: E402
 from harness import case  # noqa: E402
@@ -187,7 +186,7 @@ def assert_rejected(run, since, t0, line=None, column=None):
 @case
 def in_place_write():
     with Run(3) as run:
-        client = spop_client.Client(run.host, run.port)
+        client = spop_client.Session(run.host, run.port)
         run.assert_serving(3, client)
         since, t0 = run.mark(), time.monotonic()
         write_in_place(run.path, plan_text(4))
@@ -335,7 +334,7 @@ def reloads_under_traffic_answer_whole_plans():
 
         def ask():
             try:
-                c = spop_client.Client(run.host, run.port)
+                c = spop_client.Session(run.host, run.port)
                 while not stop.is_set():
                     ans = c.decide(*PROBE)
                     assert ans.get("txn.phase") in (3, 4), ans

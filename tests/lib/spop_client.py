@@ -519,3 +519,46 @@ class Conn:
             if not data:
                 return extra
             extra += data
+
+
+SCOPE_NAMES = ("proc", "sess", "txn", "req", "res")
+
+
+class Session:
+    """A connection past HELLO, as HAProxy opens it, for suites that only need
+    routing decisions (reload, faults). Raises AssertionError on anything else."""
+
+    def __init__(self, host, port, timeout=3.0):
+        self.conn = Conn(host, port, timeout)
+        self.next_sid = 1
+        self.conn.send(hello(capabilities="pipelining"))
+        _, f = self.conn.recv_frame()
+        if f.type != AGENT_HELLO:
+            raise AssertionError("expected AGENT-HELLO, got frame type %d" % f.type)
+        kv = kv_dict(decode_kv(f.payload))
+        if kv.get("version") != string("2.0"):
+            raise AssertionError("AGENT-HELLO without version 2.0: %r" % kv)
+
+    def decide(self, method, path):
+        """NOTIFY of message `cutover` {method, path}; returns the ACK's variables
+        as {"txn.phase": 3, "txn.backend": "old_query", "proc.phase": 3, ...}."""
+        sid, self.next_sid = self.next_sid, self.next_sid + 1
+        self.conn.send(notify(sid, 1, [("cutover", [("method", string(method)),
+                                                    ("path", string(path))])]))
+        _, f = self.conn.recv_frame()
+        if f.type != ACK or (f.sid, f.fid) != (sid, 1):
+            raise AssertionError("expected ACK %d/1, got type %d %d/%d"
+                                 % (sid, f.type, f.sid, f.fid))
+        return {"%s.%s" % (SCOPE_NAMES[scope], name): None if v is None else v.value
+                for (scope, name), v in parse_ack(f).items()}
+
+    def close(self):
+        self.conn.close()
+
+
+def decide_once(host, port, method, path):
+    s = Session(host, port)
+    try:
+        return s.decide(method, path)
+    finally:
+        s.close()
