@@ -17,16 +17,21 @@ import struct
 import threading
 import time
 
-import spop_peer as sp
+import spop_client as sc
+
+
+def _hello(**kw):
+    """HAPROXY-HELLO as the fault peers send it."""
+    kw.setdefault("engine_id", "faults-0000")
+    return sc.hello(capabilities="pipelining", **kw)
+
+
+def _notify(sid, fid, method, path, flags=sc.FIN):
+    return sc.notify(sid, fid, [sc.cutover_message(method, path)], flags=flags)
 
 
 def _notify_ok(sid=1, fid=1):
-    return sp.notify(sid, fid, "GET", "/query/api/squids/1")
-
-
-def _frame_raw(ftype, flags, meta, payload):
-    body = bytes([ftype]) + struct.pack(">I", flags) + meta + payload
-    return struct.pack(">I", len(body)) + body
+    return _notify(sid, fid, "GET", "/query/api/squids/1")
 
 
 # (name, bytes sent after connecting, whether a valid HELLO goes first,
@@ -37,25 +42,24 @@ def _frame_raw(ftype, flags, meta, payload):
 MALFORMED = [
     ("oversized frame", struct.pack(">I", 1 << 20) + b"\x03" * 64, True, {3}),
     ("zero-length frame", struct.pack(">I", 0), True, {3, 4}),
-    ("bad varint stream-id", _frame_raw(sp.NOTIFY, sp.FIN, b"\xff" * 12, b""), True, {4}),
+    ("bad varint stream-id", sc.raw_frame(bytes([sc.NOTIFY]) + struct.pack(">I", sc.FIN)
+                                          + b"\xff" * 12), True, {4}),
     ("NOTIFY before HELLO", _notify_ok(), False, {4}),
-    ("NOTIFY without FIN", sp.frame(sp.NOTIFY, sp.message("cutover", sp.request_args(
-        "GET", "/x")), 1, 1, flags=0), True, {10}),
-    ("reserved typed-data type in KV", sp.frame(sp.HAPROXY_HELLO, sp.lstr("supported-versions")
-                                                 + b"\x0a\x03abc"), False, {4}),
-    ("KV key past the end", sp.frame(sp.HAPROXY_HELLO, b"\x50abc"), False, {4}),
-    ("HELLO with version 1.0", sp.frame(sp.HAPROXY_HELLO, sp.kvlist([
-        ("supported-versions", sp.t_string("1.0")),
-        ("max-frame-size", sp.t_uint32(16380)),
-        ("capabilities", sp.t_string("pipelining"))])), False, {8}),
-    ("HELLO with max-frame-size 100", sp.hello(max_frame=100), False, {9}),
-    ("NOTIFY arg value past the end", sp.frame(sp.NOTIFY, sp.lstr("cutover") + b"\x01"
-                                               + sp.lstr("path") + b"\x08\x40/x"), True, {4}),
+    ("NOTIFY without FIN", _notify(1, 1, "GET", "/x", flags=0), True, {10}),
+    ("reserved typed-data type in KV", sc.encode_frame(
+        sc.HAPROXY_HELLO, sc.encode_bytes("supported-versions") + b"\x0a\x03abc"), False, {4}),
+    ("KV key past the end", sc.encode_frame(sc.HAPROXY_HELLO, b"\x50abc"), False, {4}),
+    ("HELLO with version 1.0", _hello(versions="1.0", engine_id=None), False, {8}),
+    ("HELLO with max-frame-size 100", _hello(max_frame_size=100), False, {9}),
+    ("NOTIFY arg value past the end", sc.encode_frame(
+        sc.NOTIFY, sc.encode_bytes("cutover") + b"\x01" + sc.encode_bytes("path")
+        + b"\x08\x40/x"), True, {4}),
     ("frame shorter than its header", struct.pack(">I", 3) + b"\x03\x00\x00", True, {4}),
-    ("fragment continuation (type 0) without a start", sp.frame(0, b"abc", 1, 1), True, "ignored"),
-    ("unknown frame type 42", sp.frame(42, b"\x00" * 8, 3, 1), True, "ignored"),
-    ("second HELLO after HELLO", sp.hello(), True, {4}),
-    ("truncated frame then close", sp.notify(1, 1, "GET", "/x")[:-3], True, "close"),
+    ("fragment continuation (type 0) without a start",
+     sc.encode_frame(sc.UNSET, b"abc", sid=1, fid=1), True, "ignored"),
+    ("unknown frame type 42", sc.encode_frame(42, b"\x00" * 8, sid=3, fid=1), True, "ignored"),
+    ("second HELLO after HELLO", _hello(), True, {4}),
+    ("truncated frame then close", _notify(1, 1, "GET", "/x")[:-3], True, "close"),
     ("binary garbage", bytes(range(256)) * 4, False, None),
 ]
 
@@ -65,49 +69,42 @@ def send_malformed(host, port, name, data, hello_first, expect=None, timeout=5.0
     status the agent answered with, None when it closed without one, "close"
     for the truncated case (the client closes), "ignored" when expect is
     "ignored" and the next NOTIFY got its ACK."""
-    s = socket.create_connection((host, port), timeout=timeout)
+    c = sc.Conn(host, port, timeout)
     try:
         if hello_first:
-            s.sendall(sp.hello())
-            buf = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    raise AssertionError("%s: agent closed before AGENT-HELLO" % name)
-                buf += chunk
-                frames, buf = sp.split_frames(buf)
-                if frames:
-                    if frames[0][0] != sp.AGENT_HELLO:
-                        raise AssertionError("%s: no AGENT-HELLO" % name)
-                    break
+            c.send(_hello())
+            try:
+                _, f = c.recv_frame()
+            except sc.Closed:
+                raise AssertionError("%s: agent closed before AGENT-HELLO" % name) from None
+            if f.type != sc.AGENT_HELLO:
+                raise AssertionError("%s: no AGENT-HELLO" % name)
         try:
-            s.sendall(data)
+            c.send(data)
         except (BrokenPipeError, ConnectionResetError):
             pass
         if name.startswith("truncated"):
             return "close"
         if expect == "ignored":
-            s.sendall(_notify_ok(7, 1))
-            buf = b""
+            c.send(_notify_ok(7, 1))
             deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                chunk = s.recv(65536)
-                if not chunk:
+            while True:
+                try:
+                    _, f = c.recv_frame(max(deadline - time.monotonic(), 0.001))
+                except sc.Closed:
                     return "closed"
-                frames, buf = sp.split_frames(buf + chunk)
-                for f in frames:
-                    if f[0] == sp.ACK and (f[2], f[3]) == (7, 1):
-                        return "ignored"
-                    if f[0] == sp.AGENT_DISCONNECT:
-                        return sp.parse_kvlist(f[4]).get("status-code")
-            return "no ACK within %.0f s" % timeout
+                except socket.timeout:
+                    return "no ACK within %.0f s" % timeout
+                if f.type == sc.ACK and (f.sid, f.fid) == (7, 1):
+                    return "ignored"
+                if f.type == sc.AGENT_DISCONNECT:
+                    return sc.disconnect_status(f)
         try:
-            kv = sp.read_disconnect(s, timeout)
+            return c.read_disconnect(timeout)
         except socket.timeout:
             return "no answer within %.0f s" % timeout
-        return None if kv is None else kv.get("status-code")
     finally:
-        s.close()
+        c.close()
 
 
 def open_at_once(host, port, count, timeout=30.0):
@@ -123,7 +120,7 @@ def open_at_once(host, port, count, timeout=30.0):
             s.setblocking(False)
             s.connect_ex((host, port))
             socks.append(s)
-            st = {"sock": s, "out": sp.hello(), "buf": b"", "state": "hello", "sid": len(socks)}
+            st = {"sock": s, "out": _hello(), "buf": b"", "state": "hello", "sid": len(socks)}
             sel.register(s, selectors.EVENT_WRITE | selectors.EVENT_READ, st)
         hellos = acks = closed = 0
         active = count
@@ -149,16 +146,16 @@ def open_at_once(host, port, count, timeout=30.0):
                     if not data:
                         st["state"] = "closed"
                     else:
-                        frames, st["buf"] = sp.split_frames(st["buf"] + data)
-                        for f in frames:
-                            if f[0] == sp.AGENT_HELLO and st["state"] == "hello":
+                        frames, st["buf"] = sc.split_frames(st["buf"] + data)
+                        for _, f in frames:
+                            if f.type == sc.AGENT_HELLO and st["state"] == "hello":
                                 hellos += 1
                                 st["state"] = "notify"
-                                st["out"] += sp.notify(st["sid"], 1, "GET", "/query/api/squids/7")
-                            elif f[0] == sp.ACK and st["state"] == "notify":
+                                st["out"] += _notify(st["sid"], 1, "GET", "/query/api/squids/7")
+                            elif f.type == sc.ACK and st["state"] == "notify":
                                 acks += 1
                                 st["state"] = "done"
-                            elif f[0] == sp.AGENT_DISCONNECT:
+                            elif f.type == sc.AGENT_DISCONNECT:
                                 st["state"] = "closed"
                 if st["state"] in ("done", "closed"):
                     closed += st["state"] == "closed"
@@ -234,7 +231,7 @@ class SlowPeer(_Thread):
         self.outcome = "still open"
 
     def run(self):
-        data = sp.hello() + _notify_ok()
+        data = _hello() + _notify_ok()
         end = time.monotonic() + self.seconds
         self.sock.settimeout(1.0)
         try:
@@ -266,13 +263,13 @@ class NonReader:
     def __init__(self, host, port):
         self.sock = socket.create_connection((host, port), timeout=5)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        self.sock.sendall(sp.hello())
+        self.sock.sendall(_hello())
         buf = b""
         while True:
             chunk = self.sock.recv(4096)
             if not chunk:
                 raise AssertionError("agent closed before AGENT-HELLO")
-            frames, buf = sp.split_frames(buf + chunk)
+            frames, buf = sc.split_frames(buf + chunk)
             if frames:
                 break
         self.sent_bytes = 0
@@ -281,7 +278,7 @@ class NonReader:
         self.closed_by_agent = False
 
     def flood(self, seconds=10.0, max_bytes=256 << 20, stall=2.0):
-        batch = b"".join(sp.notify(i % 100000 + 1, 1, "GET", "/query/api/squids/%d" % i)
+        batch = b"".join(_notify(i % 100000 + 1, 1, "GET", "/query/api/squids/%d" % i)
                          for i in range(200))
         self.sock.setblocking(False)
         end = time.monotonic() + seconds
@@ -331,7 +328,7 @@ class Prober(_Thread):
             n += 1
             try:
                 if client is None:
-                    client = sp.Client(self.host, self.port, timeout=5)
+                    client = sc.Session(self.host, self.port, timeout=5, full_args=True)
                 v = client.decide("GET", "/query/api/squids/%d" % n)
                 if "txn.phase" not in v:
                     raise AssertionError("ACK without txn.phase: %r" % v)
@@ -341,16 +338,16 @@ class Prober(_Thread):
                 self.failed += 1
                 self.last_error = repr(e)
                 if client is not None:
-                    client.sock.close()
+                    client.close()
                 client = None
             self.stop_event.wait(self.interval)
         if client is not None:
-            client.close()
+            client.close(graceful=True)
 
 
 class RogueAgent(_Thread):
     """An agent that answers every NOTIFY with the actions answer(args)
-    returns (bytes of set-var actions): a stand-in for a compromised or buggy
+    returns (a list of spop_client.Action): a stand-in for a compromised or buggy
     agent, to see what haproxy.cfg lets it do. Serves health checks too."""
 
     def __init__(self, answer, host="127.0.0.1", port=0):
@@ -387,7 +384,7 @@ class RogueAgent(_Thread):
                         continue
                     try:
                         out = self._answer(key.data, data)
-                    except sp.Malformed:
+                    except (sc.Invalid, sc.Incomplete):
                         out = None  # not SPOP (HAProxy sent it HTTP?): drop it
                     if out is None:
                         sel.unregister(c)
@@ -409,23 +406,23 @@ class RogueAgent(_Thread):
     def _answer(self, state, data):
         buf = state["buf"] + data
         if len(buf) >= 4 and struct.unpack_from(">I", buf)[0] > 16380:
-            raise sp.Malformed("frame length %d" % struct.unpack_from(">I", buf)[0])
-        frames, state["buf"] = sp.split_frames(buf)
+            raise sc.Invalid("frame length %d" % struct.unpack_from(">I", buf)[0])
+        frames, state["buf"] = sc.split_frames(buf)
         out = b""
-        for ftype, _, sid, fid, payload in frames:
-            if ftype == sp.HAPROXY_HELLO:
-                kv = sp.parse_kvlist(payload)
-                out += sp.agent_hello(min(16380, kv.get("max-frame-size", 16380)))
-            elif ftype == sp.NOTIFY:
+        for _, f in frames:
+            if f.type == sc.HAPROXY_HELLO:
+                mfs = dict(sc.decode_kv(f.payload)).get("max-frame-size")
+                out += sc.agent_hello(max_frame_size=min(16380, mfs.value if mfs else 16380))
+            elif f.type == sc.NOTIFY:
                 self.notifies += 1
                 args = {}
-                for _, a in sp.parse_messages(payload):
-                    args.update(a)
-                out += sp.ack(sid, fid, self.answer(args))
-            elif ftype == sp.HAPROXY_DISCONNECT:
-                out += sp.agent_disconnect()
+                for _, a in sc.decode_messages(f.payload):
+                    args.update((k, v.value) for k, v in a)
+                out += sc.ack(f.sid, f.fid, self.answer(args))
+            elif f.type == sc.HAPROXY_DISCONNECT:
+                out += sc.disconnect(ftype=sc.AGENT_DISCONNECT)
             else:
-                raise sp.Malformed("frame type %d" % ftype)
+                raise sc.Invalid("frame type %d" % f.type)
         return out
 
 

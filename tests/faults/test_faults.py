@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 import bad_plans  # noqa: E402
 import harness  # noqa: E402
 import hostile  # noqa: E402
-import spop_peer as sp  # noqa: E402
+import spop_client as sc  # noqa: E402
 from harness import case  # noqa: E402
 from stack import Stack, plan_text, write_atomic  # noqa: E402
 from traffic import LoadRun  # noqa: E402
@@ -358,13 +358,13 @@ def bad_plans_applied_live():
         # A good edit afterwards is picked up.
         write_atomic(stack.plan_path, plan_text(5))
         deadline = time.monotonic() + 3.0
-        c = sp.Client("127.0.0.1", stack.agent_ports[0])
+        c = session("127.0.0.1", stack.agent_ports[0])
         while True:
             phase_after = c.decide("GET", "/query/api/squids/1").get("txn.phase")
             if phase_after == 5 or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
-        c.close()
+        c.close(graceful=True)
         time.sleep(1)
         run.end()
     except BaseException:
@@ -392,6 +392,11 @@ def bad_plans_applied_live():
                                                                    prober.last_error)
     assert http_during == (200, "new-query"), "HTTP probe during bad edits: %r" % (http_during,)
     assert phase_after == 5, "good edit not picked up: phase %r" % phase_after
+
+
+def session(host, port):
+    """An SPOP connection past HELLO sending every arg HAProxy sends."""
+    return sc.Session(host, port, timeout=5.0, full_args=True)
 
 
 class LogTail:
@@ -626,7 +631,7 @@ def security():
         for phase in range(1, 13):
             write_atomic(config, plan_text(phase))
             agent.signal(signal.SIGHUP)
-            c = sp.Client("127.0.0.1", agent.port)
+            c = session("127.0.0.1", agent.port)
             deadline = time.monotonic() + 3
             while c.decide("GET", "/")["txn.phase"] != phase:
                 assert time.monotonic() < deadline, "phase %d not loaded" % phase
@@ -635,7 +640,7 @@ def security():
                 v = c.decide(method, path)
                 decisions += 1
                 be = v.get("txn.backend")
-                assert be is None or be.decode() in backends, \
+                assert be is None or be in backends, \
                     "phase %d %s %r -> backend %r not in the plan" % (phase, method, path[:60], be)
                 assert v.get("proc.phase") == phase, "proc.phase %r" % v.get("proc.phase")
                 p = v.get("txn.path")
@@ -643,6 +648,8 @@ def security():
                 expect = re.sub(rb"^/(query|command)/api/squids", rb"/\1/api/seafoods", raw)
                 for var in ("txn.path", "txn.link"):
                     got = v.get(var)
+                    if got is not None:
+                        got = got.encode("utf-8", "surrogateescape")
                     if got is not None and (not _PATH_SAFE.match(got) or got != expect):
                         bad_paths += 1
                         print("UNSAFE %s phase %d %r -> %r" % (var, phase, raw[:80], got[:80]))
@@ -651,19 +658,21 @@ def security():
                     outcomes.setdefault(key, set()).add(
                         "rewritten" if p is not None else
                         "status %s" % v["txn.status"] if "txn.status" in v else
-                        "backend %s" % (be.decode() if be else "none"))
-            c.close()
+                        "backend %s" % (be if be else "none"))
+            c.close(graceful=True)
         # 64 KiB: no frame carries it; the agent refuses the frame and lives on.
-        c = sp.Client("127.0.0.1", agent.port)
+        c = session("127.0.0.1", agent.port)
         try:
             c.decide("GET", "/query/api/squids/" + "a" * 65536)
             big = "answered"
-        except sp.Closed as e:
-            big = "connection closed, status %s" % (e.disconnect or {}).get("status-code")
+        except sc.Disconnected as e:
+            big = "connection closed, status %s" % e.status
+        except sc.Closed:
+            big = "connection closed, status None"
         except (BrokenPipeError, ConnectionResetError) as e:
             big = "connection closed (%s)" % e.__class__.__name__
-        c.sock.close()
-        assert sp.Client("127.0.0.1", agent.port).decide("GET", "/")["txn.phase"] == 12
+        c.close()
+        assert session("127.0.0.1", agent.port).decide("GET", "/")["txn.phase"] == 12
         outcomes["64 KiB path over SPOP"] = {big}
     finally:
         rc = agent.stop()
@@ -799,9 +808,9 @@ def rogue_agent_check(names):
     def answer(args):
         name = names[state["i"] % len(names)]
         state["i"] += 1
-        return (sp.set_var(2, "backend", sp.t_string(name))
-                + sp.set_var(2, "phase", b"\x04" + sp.varint(6))
-                + sp.set_var(0, "phase", b"\x04" + sp.varint(6)))
+        return [sc.Action(sc.SET_VAR, sc.SCOPE_TXN, "backend", sc.string(name)),
+                sc.Action(sc.SET_VAR, sc.SCOPE_TXN, "phase", sc.int64(6)),
+                sc.Action(sc.SET_VAR, sc.SCOPE_PROC, "phase", sc.int64(6))]
 
     rogue = hostile.RogueAgent(answer)
     rogue.start()
@@ -851,7 +860,7 @@ def valgrind_no_definite_leak():
     try:
         harness.wait_port("127.0.0.1", port, timeout=30, proc=p.proc)
         deadline = time.monotonic() + 20
-        clients = [sp.Client("127.0.0.1", port) for _ in range(4)]
+        clients = [session("127.0.0.1", port) for _ in range(4)]
         for phase in (7, 8, 10, "garbage", 4, 6):
             if phase == "garbage":
                 write_atomic(config, "phases: [unclosed\n")
@@ -868,7 +877,7 @@ def valgrind_no_definite_leak():
                     n += 1
             decisions += n
         for c in clients[:2]:
-            c.close()
+            c.close(graceful=True)
         for name, data, hello_first, expect in hostile.MALFORMED[:6]:
             hostile.send_malformed("127.0.0.1", port, name, data, hello_first, expect)
         assert p.alive(), "agent under valgrind exited"

@@ -417,9 +417,23 @@ def notify(sid, fid, messages, flags=FIN):
     return encode_frame(NOTIFY, encode_messages(messages), flags=flags, sid=sid, fid=fid)
 
 
+def cutover_message(method, path, host="shop.test", src="127.0.0.1", client=None, rid="r"):
+    """The `cutover` message with every arg HAProxy sends (design contract);
+    None sends NULL."""
+    return ("cutover", [("method", method), ("path", path), ("host", host),
+                        ("src", ipv4(src)), ("client", client), ("id", rid)])
+
+
 def disconnect(status=0, message="normal", ftype=HAPROXY_DISCONNECT):
     return encode_frame(ftype, encode_kv([("status-code", uint32(status)),
                                           ("message", message)]))
+
+
+def agent_hello(version="2.0", max_frame_size=16380, capabilities="pipelining"):
+    """AGENT-HELLO, for tests that play the agent."""
+    return encode_frame(AGENT_HELLO, encode_kv([("version", version),
+                                                ("max-frame-size", uint32(max_frame_size)),
+                                                ("capabilities", capabilities)]))
 
 
 def ack(sid, fid, actions):
@@ -440,10 +454,24 @@ def parse_ack(frame):
     return out
 
 
+def disconnect_status(frame):
+    """status-code of a DISCONNECT frame, None when it has none."""
+    v = dict(decode_kv(frame.payload)).get("status-code")
+    return None if v is None else v.value
+
+
 # --------------------------------------------------------------------- client
 
 class Closed(Exception):
     """The peer closed the connection."""
+
+
+class Disconnected(Closed):
+    """The agent sent AGENT-DISCONNECT; .status is its status-code (None if absent)."""
+
+    def __init__(self, status, message):
+        super().__init__("AGENT-DISCONNECT status %r: %r" % (status, message))
+        self.status = status
 
 
 class Conn:
@@ -501,6 +529,20 @@ class Conn:
                 self._fill(deadline)
         return self.frames.popleft()
 
+    def read_disconnect(self, timeout=None):
+        """Reads until the peer closes, skipping other frames; returns the
+        status-code of the AGENT-DISCONNECT it sent, None when it closed
+        without one or sent bytes that are not frames. socket.timeout when
+        it neither closes nor disconnects in time."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            try:
+                _, f = self.recv_frame(max(deadline - time.monotonic(), 0.001))
+            except (Closed, Invalid):
+                return None
+            if f.type == AGENT_DISCONNECT:
+                return disconnect_status(f)
+
     def expect_eof(self, timeout=None):
         """Waits for the peer to close; returns whatever arrived before it."""
         deadline = time.monotonic() + (timeout or self.timeout)
@@ -528,8 +570,11 @@ class Session:
     """A connection past HELLO, as HAProxy opens it, for suites that only need
     routing decisions (reload, faults). Raises AssertionError on anything else."""
 
-    def __init__(self, host, port, timeout=3.0):
+    def __init__(self, host, port, timeout=3.0, full_args=False):
+        """full_args: every NOTIFY carries all the args HAProxy sends
+        (cutover_message), not only method and path."""
         self.conn = Conn(host, port, timeout)
+        self.full_args = full_args
         self.next_sid = 1
         self.conn.send(hello(capabilities="pipelining"))
         _, f = self.conn.recv_frame()
@@ -541,18 +586,30 @@ class Session:
 
     def decide(self, method, path):
         """NOTIFY of message `cutover` {method, path}; returns the ACK's variables
-        as {"txn.phase": 3, "txn.backend": "old_query", "proc.phase": 3, ...}."""
+        as {"txn.phase": 3, "txn.backend": "old_query", "proc.phase": 3, ...}.
+        Raises Disconnected when the agent answers with AGENT-DISCONNECT."""
         sid, self.next_sid = self.next_sid, self.next_sid + 1
-        self.conn.send(notify(sid, 1, [("cutover", [("method", string(method)),
-                                                    ("path", string(path))])]))
+        if self.full_args:
+            message = cutover_message(method, path, rid="r%d" % sid)
+        else:
+            message = ("cutover", [("method", string(method)), ("path", string(path))])
+        self.conn.send(notify(sid, 1, [message]))
         _, f = self.conn.recv_frame()
+        if f.type == AGENT_DISCONNECT:
+            raise Disconnected(disconnect_status(f), dict(decode_kv(f.payload)).get("message"))
         if f.type != ACK or (f.sid, f.fid) != (sid, 1):
             raise AssertionError("expected ACK %d/1, got type %d %d/%d"
                                  % (sid, f.type, f.sid, f.fid))
         return {"%s.%s" % (SCOPE_NAMES[scope], name): None if v is None else v.value
                 for (scope, name), v in parse_ack(f).items()}
 
-    def close(self):
+    def close(self, graceful=False):
+        """graceful: say HAPROXY-DISCONNECT first, as HAProxy does."""
+        if graceful:
+            try:
+                self.conn.send(disconnect())
+            except OSError:
+                pass
         self.conn.close()
 
 
