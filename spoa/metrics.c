@@ -15,7 +15,9 @@
 #include "runtime.h"
 #include "watcher.h"
 
-#define DECISION_SLOTS 1024 /* distinct {phase,route,backend} per worker */
+/* Distinct {phase,route,backend} per worker. Open addressing: a 1,000-route
+ * plan fills it to about 1/8, so a lookup is one or two probes. */
+#define DECISION_SLOTS 8192
 #define LABEL_MAX 64        /* longer route/backend names are cut */
 #define STATUS_SLOTS 15     /* statuses 0..13, then 99 for anything else */
 #define HTTP_REQUEST_MAX 4096
