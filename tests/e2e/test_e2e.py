@@ -32,31 +32,19 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 import harness  # noqa: E402
+from system import APPS, HAPROXY_CFG, ROLES, SPOE_CONF, plan_text, write_atomic  # noqa: E402
 
 ROOT = harness.ROOT
-APPS = os.path.join(ROOT, "scripts", "apps")
 WALK = os.path.join(ROOT, "scripts", "walk")
-PLAN = os.path.join(ROOT, "conf", "cutover.yaml")
-HAPROXY_CFG = os.path.join(ROOT, "haproxy", "haproxy.cfg")
-SPOE_CONF = os.path.join(ROOT, "haproxy", "cutover.spoe")
 HAPROXY = os.environ.get("HAPROXY", "haproxy")
-ROLES = ("old-query", "old-command", "new-query", "new-command")
 PHASES = range(1, 13)
 LOAD_RATE = 200       # requests/s of load.py during the walks
 LOAD_CLIENTS = 8
 DWELL_S = 1.5         # load time spent in each phase of a walk
-_PHASE_LINE = re.compile(r"^phase:.*$", re.M)
 _LOG_LINE = re.compile(r'^\S+ \[[^\]]+\] (\S+) (\S+)/(\S+) \S+ (-?\d+) .*?"(.*)" (id=.*)$')
 
 
 # --- the system under test --------------------------------------------------------
-
-def write_atomic(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.rename(tmp, path)
-
 
 def request(port, method, path, body=None, headers=None, timeout=10):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
@@ -208,9 +196,7 @@ class System:
     # --- controls -------------------------------------------------------------
 
     def set_plan_phase(self, phase):
-        with open(PLAN) as f:
-            text = f.read()
-        write_atomic(self.plan, _PHASE_LINE.sub("phase: %d" % phase, text, count=1))
+        write_atomic(self.plan, plan_text(phase))
 
     def agent_phases(self):
         out = []

@@ -10,7 +10,6 @@ on SIGTERM, or that left a sanitizer report.
 """
 import http.client
 import os
-import re
 import shutil
 import signal
 import socket
@@ -22,34 +21,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 import harness  # noqa: E402
+from system import APPS, HAPROXY_CFG, ROLES, SPOE_CONF, plan_text, write_atomic  # noqa: E402
 
-ROOT = harness.ROOT
-APPS = os.path.join(ROOT, "scripts", "apps")
-PLAN = os.path.join(ROOT, "conf", "cutover.yaml")
-HAPROXY_CFG = os.path.join(ROOT, "haproxy", "haproxy.cfg")
-SPOE_CONF = os.path.join(ROOT, "haproxy", "cutover.spoe")
-ROLES = ("old-query", "old-command", "new-query", "new-command")
-_PHASE_LINE = re.compile(r"^phase:.*$", re.M)
 # info, not the harness's debug: a line per frame would be most of the
 # agent's work under load (the last --log-level given wins).
 AGENT_LOG_LEVEL = ["--log-level", "info"]
-
-
-def plan_text(phase):
-    """The sample plan with its top-level phase set to `phase`."""
-    with open(PLAN) as f:
-        text = f.read()
-    if not _PHASE_LINE.search(text):
-        raise AssertionError("%s has no top-level `phase:` line" % PLAN)
-    return _PHASE_LINE.sub("phase: %s" % phase, text, count=1)
-
-
-def write_atomic(path, data):
-    """Replaces path by rename, as editors and deploy tools do."""
-    tmp = path + ".tmp-%d" % os.getpid()
-    with open(tmp, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-    os.rename(tmp, path)
 
 
 class Stack:
@@ -116,7 +92,7 @@ class Stack:
         haproxy = os.environ.get("HAPROXY", "haproxy")
         e = dict(os.environ, **env)
         check = subprocess.run([haproxy, "-c", "-f", HAPROXY_CFG], env=e, capture_output=True,
-                               text=True, cwd=ROOT)
+                               text=True, cwd=harness.ROOT)
         assert check.returncode == 0, "haproxy -c: %s%s" % (check.stdout, check.stderr)
         self.haproxy = harness.Proc([haproxy, "-db", "-f", HAPROXY_CFG], "haproxy", env=env,
                                     workdir=self.dir)

@@ -31,7 +31,8 @@ import harness  # noqa: E402
 import hostile  # noqa: E402
 import spop_client as sc  # noqa: E402
 from harness import case  # noqa: E402
-from stack import Stack, plan_text, write_atomic  # noqa: E402
+from stack import Stack  # noqa: E402
+from system import plan_text, write_atomic  # noqa: E402
 from traffic import LoadRun  # noqa: E402
 
 # 1,000 client connections here and as many in the agent: children inherit

@@ -24,8 +24,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 import harness  # noqa: E402
 from harness import case  # noqa: E402
 import spop_client  # noqa: E402
+from system import plan_text  # noqa: E402
 
-PLAN = os.path.join(harness.ROOT, "conf", "cutover.yaml")
 PICKUP = 1.5   # seconds: the one-second contract plus slack for a loaded machine
 QUIET = 1.2    # seconds to watch for a repeated log line (several watcher polls)
 PROBE = ("GET", "/query/api/squids/42")
@@ -39,14 +39,6 @@ def expected(phase):
     if phase <= 9:
         return "new_query", None
     return None, 410
-
-
-def plan_text(phase):
-    with open(PLAN) as f:
-        text = f.read()
-    text, n = PHASE_LINE.subn("phase: %d" % phase, text)
-    assert n == 1, "conf/cutover.yaml has %d top-level phase: lines" % n
-    return text
 
 
 def phase_line_number(text):
