@@ -1,28 +1,19 @@
-"""Minimal test harness shared by the Python suites (black-box, reload, e2e, faults).
+"""The processes a Python suite starts: any child (Proc) and the agent under
+test (Agent), each with its output in a log file and stopped by its PID,
+never by name. The suites run under pytest (tests/conftest.py); this module
+only starts and stops things.
 
-A suite registers cases with @case and calls main(). Each case is a function;
-it passes unless it raises. Results go to stdout, one line per case, and to
-$CUTOVER_RESULTS/<suite> as "passed failed" for scripts/test to add up.
-Processes started through Agent/Proc are stopped by PID, never by name.
+CUTOVER_SPOA names the agent binary (default build/cutover-spoa);
+CUTOVER_SANITIZED=1 says it is an ASan/UBSan build (scripts/test sets both).
 """
 import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
-import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_CASES = []
-
-
-def case(fn):
-    _CASES.append(fn)
-    return fn
-
-
 def agent_binary():
     return os.environ.get("CUTOVER_SPOA", os.path.join(ROOT, "build", "cutover-spoa"))
 
@@ -59,14 +50,18 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
 class Proc:
     """A child process with its output in a log file, stopped by PID."""
 
-    def __init__(self, argv, name, env=None, workdir=None):
+    def __init__(self, argv, name, env=None, workdir=None, stderr_name=None, cwd=None):
+        """stderr_name: stderr to its own log file, not with stdout."""
         self.workdir = workdir or tempfile.mkdtemp(prefix="cutover-")
         self.log_path = os.path.join(self.workdir, name + ".log")
         self._log = open(self.log_path, "ab")
+        self._err = (open(os.path.join(self.workdir, stderr_name + ".log"), "ab")
+                     if stderr_name else None)
         e = dict(os.environ)
         e.update(env or {})
-        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=e)
+        self.proc = subprocess.Popen(argv, stdout=self._log,
+                                     stderr=self._err or subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=e, cwd=cwd)
         self.pid = self.proc.pid
 
     def alive(self):
@@ -84,6 +79,8 @@ class Proc:
                 raise AssertionError("%s did not stop within %.0fs of signal %d"
                                      % (self.log_path, timeout, sig))
         self._log.close()
+        if self._err:
+            self._err.close()
         return self.proc.returncode
 
     # Defined after stop(): in the class body this name shadows the signal
@@ -128,27 +125,3 @@ class Agent(Proc):
             raise AssertionError("sanitizer report in agent log:\n" + report[-4000:])
         return rc
 
-
-def main(suite):
-    only = set(sys.argv[1:])
-    passed = failed = 0
-    for fn in _CASES:
-        if only and fn.__name__ not in only:
-            continue
-        t0 = time.monotonic()
-        try:
-            fn()
-        except Exception:  # noqa: BLE001 - a case fails on any exception
-            failed += 1
-            print("FAIL %s (%.1fs)" % (fn.__name__, time.monotonic() - t0))
-            traceback.print_exc(file=sys.stdout)
-        else:
-            passed += 1
-            print("ok   %s (%.1fs)" % (fn.__name__, time.monotonic() - t0))
-        sys.stdout.flush()
-    print("%s: %d passed, %d failed" % (suite, passed, failed))
-    out = os.environ.get("CUTOVER_RESULTS")
-    if out:
-        with open(os.path.join(out, suite), "w") as f:
-            f.write("%d %d\n" % (passed, failed))
-    sys.exit(1 if failed or not passed else 0)

@@ -2,7 +2,7 @@
 
 Each case starts the agent on a private copy of conf/cutover.yaml, changes the
 `phase:` line one way (in place, rename-over, ConfigMap symlink swap, delete
-and recreate, SIGHUP), and checks the contract of design.md: the new plan is
+and recreate, SIGHUP), and checks the reload contract of docs/contracts.md: the new plan is
 in force within one second (asserted with slack: PICKUP seconds from the
 write), seen both in the agent's log and in a real SPOP answer; a bad edit is
 logged as file:line:column and the last good plan keeps answering; the agent
@@ -12,37 +12,26 @@ import os
 import re
 import shutil
 import signal
-import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
-
-import harness  # noqa: E402
-from harness import case  # noqa: E402
-import spop_client  # noqa: E402
-from system import plan_text  # noqa: E402
+import harness
+import http_once
+import plan_phase
+import sample_plan
+import spop_client
+from system import plan_text
 
 PICKUP = 1.5   # seconds: the one-second contract plus slack for a loaded machine
 QUIET = 1.2    # seconds to watch for a repeated log line (several watcher polls)
 PROBE = ("GET", "/query/api/squids/42")
-PHASE_LINE = re.compile(r"^phase:[^\n]*$", re.M)
 
 
 def expected(phase):
-    """design.md's table for GET /query/api/squids/42: (backend, status)."""
-    if phase <= 3:
-        return "old_query", None
-    if phase <= 9:
-        return "new_query", None
-    return None, 410
-
-
-def phase_line_number(text):
-    return text[:PHASE_LINE.search(text).start()].count("\n") + 1
+    """The sample plan's decision for PROBE: (backend, status)."""
+    e = sample_plan.expected(phase, *PROBE)
+    return e["backend"], e["status"]
 
 
 def write_in_place(path, text):
@@ -175,8 +164,7 @@ def assert_rejected(run, since, t0, line=None, column=None):
     return m
 
 
-@case
-def in_place_write():
+def test_in_place_write():
     with Run(3) as run:
         client = spop_client.Session(run.host, run.port)
         run.assert_serving(3, client)
@@ -191,8 +179,7 @@ def in_place_write():
         assert run.count(pattern) == 1, run.tail()
 
 
-@case
-def rename_over():
+def test_rename_over():
     with Run(4) as run:
         run.assert_serving(4)
         for old, new in ((4, 9), (9, 10)):  # twice: the second rename hits a new inode
@@ -201,8 +188,7 @@ def rename_over():
             run.assert_pickup(old, new, since, t0)
 
 
-@case
-def configmap_symlink_swap():
+def test_configmap_symlink_swap():
     with Run(2, configmap=True) as run:
         assert os.path.islink(run.path)
         run.assert_serving(2)
@@ -212,8 +198,7 @@ def configmap_symlink_swap():
             run.assert_pickup(old, new, since, t0)
 
 
-@case
-def delete_then_recreate():
+def test_delete_then_recreate():
     with Run(3) as run:
         since, t0 = run.mark(), time.monotonic()
         os.unlink(run.path)
@@ -225,8 +210,7 @@ def delete_then_recreate():
         run.assert_pickup(3, 6, since, t0)
 
 
-@case
-def burst_of_edits_ends_on_the_last():
+def test_burst_of_edits_ends_on_the_last():
     with Run(1) as run:
         since = run.mark()
         for phase in (2, 3, 4, 5, 6, 7):
@@ -236,8 +220,7 @@ def burst_of_edits_ends_on_the_last():
         run.wait_serving(7, t0 + PICKUP)
 
 
-@case
-def sighup_rereads():
+def test_sighup_rereads():
     with Run(8) as run:
         since, t0 = run.mark(), time.monotonic()
         run.agent.signal(signal.SIGHUP)
@@ -246,8 +229,7 @@ def sighup_rereads():
         run.assert_serving(8)
 
 
-@case
-def bad_edit_unknown_key_keeps_plan():
+def test_bad_edit_unknown_key_keeps_plan():
     with Run(3) as run:
         good = plan_text(4)
         bad = good + "no_such_key: 1\n"
@@ -265,27 +247,25 @@ def bad_edit_unknown_key_keeps_plan():
         run.assert_pickup(3, 4, since, t0)
 
 
-@case
-def bad_edit_yaml_syntax_keeps_plan():
+def test_bad_edit_yaml_syntax_keeps_plan():
     with Run(5) as run:
         bad = plan_text(6).replace("phase: 6", "phase: [6", 1)
         since, t0 = run.mark(), time.monotonic()
         write_by_rename(run.path, bad)
         m = assert_rejected(run, since, t0)
-        assert phase_line_number(plan_text(6)) <= int(m.group(1)) <= bad.count("\n") + 1, m.group(0)
+        assert plan_phase.line_number(plan_text(6)) <= int(m.group(1)) <= bad.count("\n") + 1, m.group(0)
         run.assert_serving(5)
         since, t0 = run.mark(), time.monotonic()
         write_by_rename(run.path, plan_text(6))
         run.assert_pickup(5, 6, since, t0)
 
 
-@case
-def bad_phase_then_sighup_relogs_once():
+def test_bad_phase_then_sighup_relogs_once():
     with Run(7) as run:
         bad = plan_text(99)
         since, t0 = run.mark(), time.monotonic()
         write_by_rename(run.path, bad)  # whole, as above
-        m = assert_rejected(run, since, t0, line=phase_line_number(bad))
+        m = assert_rejected(run, since, t0, line=plan_phase.line_number(bad))
         time.sleep(QUIET)
         rejection = re.escape(m.group(0))
         assert run.count(rejection, since) == 1, run.tail(since)
@@ -298,8 +278,7 @@ def bad_phase_then_sighup_relogs_once():
         run.assert_serving(7)
 
 
-@case
-def reload_counters_in_metrics():
+def test_reload_counters_in_metrics():
     with Run(3, metrics=True) as run:
         since, t0 = run.mark(), time.monotonic()
         write_by_rename(run.path, plan_text(4) + "no_such_key: 1\n")
@@ -307,17 +286,16 @@ def reload_counters_in_metrics():
         since, t0 = run.mark(), time.monotonic()
         write_by_rename(run.path, plan_text(4))
         run.assert_pickup(3, 4, since, t0)
-        url = "http://127.0.0.1:%d/metrics" % run.agent.metrics_port
-        with urllib.request.urlopen(url, timeout=3) as r:
-            page = r.read().decode()
+        reply = http_once.request(run.agent.metrics_port, "GET", "/metrics", timeout=3)
+        assert reply.status == 200, reply.status
+        page = reply.text()
         for line in ('cutover_plan_reloads_total{result="accepted"} 1',
                      'cutover_plan_reloads_total{result="rejected"} 1',
                      "cutover_phase 4"):
             assert line in page.splitlines(), "%r not in /metrics:\n%s" % (line, page)
 
 
-@case
-def reloads_under_traffic_answer_whole_plans():
+def test_reloads_under_traffic_answer_whole_plans():
     """Clients on open connections keep asking while the plan flips 3 <-> 4:
     every answer is one whole plan's decision, and no request fails."""
     reloads = 16
@@ -353,7 +331,3 @@ def reloads_under_traffic_answer_whole_plans():
         assert not errors, errors
         assert answers[0] > reloads, "only %d answers" % answers[0]
         assert run.count(r"generation=%d\b" % (reloads + 1)) == 1, "not every reload was applied"
-
-
-if __name__ == "__main__":
-    harness.main("reload")

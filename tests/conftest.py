@@ -1,0 +1,67 @@
+"""pytest setup shared by every Python suite under tests/.
+
+Puts tests/lib (process helpers, the SPOP client, the sample plan's
+routing table, the system bring-up) and scripts/lib (the plan's phase
+line, the HTTP one-shot) on the import path, and gives fixtures for the
+things a case starts, each stopped at teardown whatever the case did.
+
+Per-test timeouts come from pytest-timeout (Debian's python3-pytest-timeout):
+tests/pytest.ini sets the default, a case that needs longer says so with
+@pytest.mark.timeout(seconds). Under an ASan build (CUTOVER_SANITIZED=1)
+every timeout is doubled.
+"""
+import os
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "lib"))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "scripts", "lib"))
+
+import harness  # noqa: E402
+import system as system_mod  # noqa: E402
+
+
+def pytest_collection_modifyitems(config, items):
+    if not harness.sanitized():
+        return
+    default = config.getini("timeout")
+    for item in items:
+        mark = item.get_closest_marker("timeout")
+        seconds = float(mark.args[0]) if mark and mark.args else float(default or 0)
+        if seconds:
+            item.add_marker(pytest.mark.timeout(seconds * 2), append=False)
+
+
+@pytest.fixture
+def start_system():
+    """start_system(name, phase, **kw) -> a system.System, stopped at
+    teardown (a case that stops it itself and checks the crashes keeps
+    that result; the second stop is a no-op)."""
+    started = []
+
+    def start(name, phase, **kw):
+        s = system_mod.System(name, phase, **kw)
+        started.append(s)
+        return s
+
+    yield start
+    for s in reversed(started):
+        s.stop(check=False)
+
+
+@pytest.fixture
+def procs():
+    """procs(argv, name, **kw) -> a harness.Proc, stopped at teardown."""
+    started = []
+
+    def start(argv, name, **kw):
+        p = harness.Proc(argv, name, **kw)
+        started.append(p)
+        return p
+
+    yield start
+    for p in reversed(started):
+        if p.alive():
+            p.stop()
