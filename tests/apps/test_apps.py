@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Self-test of the sample shop (scripts/apps), without HAProxy: the four apps,
 the replicator and the load generator, on free loopback ports and temp dbs."""
 import contextlib
@@ -11,9 +10,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-import harness  # noqa: E402
-from harness import case  # noqa: E402
+import harness
+import http_once
 
 APPS = os.path.join(harness.ROOT, "scripts", "apps")
 ENTITY = {"old": "squids", "new": "seafoods"}
@@ -29,17 +27,10 @@ class App:
         self.url = "http://127.0.0.1:%d" % self.port
 
     def call(self, method, path, body=None, raw=None, headers=None):
-        """One request on a fresh connection: (status, response, parsed JSON or None)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            data = raw if raw is not None else (None if body is None else json.dumps(body))
-            conn.request(method, path, body=data, headers=headers or {})
-            resp = conn.getresponse()
-            text = resp.read()
-            doc = json.loads(text) if text else None
-            return resp.status, resp, doc
-        finally:
-            conn.close()
+        """One request on a fresh connection: (status, http_once.Reply, parsed JSON or None)."""
+        data = raw if raw is not None else (None if body is None else json.dumps(body))
+        r = http_once.request(self.port, method, path, body=data, headers=headers)
+        return r.status, r, r.json()
 
 
 class Shop:
@@ -121,24 +112,24 @@ def crud(s, side):
     eid = doc["id"]
     assert doc == {"id": eid, "name": "first", "price": 12.5}, doc
     st, r, got = q.call("GET", "/query/api/%s/%d?x=1" % (e, eid))
-    assert (st, got, r.getheader("X-Served-By")) == (200, doc, side + "-query"), (st, got)
-    assert r.getheader("X-Request-Path") == "/query/api/%s/%d?x=1" % (e, eid)
+    assert (st, got, r.header("X-Served-By")) == (200, doc, side + "-query"), (st, got)
+    assert r.header("X-Request-Path") == "/query/api/%s/%d?x=1" % (e, eid)
     st, r, got = c.call("PUT", "/command/api/%s/%d" % (e, eid), {"name": "second", "price": 3})
-    assert (st, got, r.getheader("X-Served-By")) == (
+    assert (st, got, r.header("X-Served-By")) == (
         200, {"id": eid, "name": "second", "price": 3}, side + "-command"), (st, got)
     st, r, got = c.call("PATCH", "/command/api/%s/%d" % (e, eid), {"price": 4})
     assert (st, got) == (200, {"id": eid, "name": "second", "price": 4}), (st, got)
     st, r, got = q.call("GET", "/query/api/%s" % e)
     assert st == 200 and {"id": eid, "name": "second", "price": 4} in got, (st, got)
     st, r, got = q.call("HEAD", "/query/api/%s/%d" % (e, eid))
-    assert st == 200 and int(r.getheader("Content-Length")) > 0 and got is None
+    assert st == 200 and int(r.header("Content-Length")) > 0 and got is None
     st, r, got = c.call("DELETE", "/command/api/%s/%d" % (e, eid))
-    assert (st, got, r.getheader("Content-Length")) == (204, None, "0"), (st, got)
+    assert (st, got, r.header("Content-Length")) == (204, None, "0"), (st, got)
     for app, method, path in ((q, "GET", "/query/api/%s/%d" % (e, eid)),
                               (c, "DELETE", "/command/api/%s/%d" % (e, eid)),
                               (c, "PUT", "/command/api/%s/%d" % (e, eid))):
         st, r, got = app.call(method, path, {"name": "n", "price": 1})
-        assert st == 404 and r.getheader("X-Served-By") == app.role, (method, path, st)
+        assert st == 404 and r.header("X-Served-By") == app.role, (method, path, st)
     # the other kind's methods and paths, and the other side's API
     other = ENTITY["new" if side == "old" else "old"]
     for app, method, path, want in (
@@ -148,21 +139,21 @@ def crud(s, side):
             (q, "GET", "/query/api/%s" % other, 404), (c, "POST", "/command/api/%s" % other, 404),
             (q, "GET", "/query/api/%s/abc" % e, 404), (q, "GET", "/", 404)):
         st, r, got = app.call(method, path, {"name": "n", "price": 1})
-        assert st == want and r.getheader("X-Served-By") == app.role, (app.role, method, path, st)
+        assert st == want and r.header("X-Served-By") == app.role, (app.role, method, path, st)
         assert "error" in got, got
     for raw in ('{"name":', "[1]", '{"name": "a"}', '{"name": "a", "price": -1}',
                 '{"name": "a", "price": true}', '{"name": "", "price": 1}',
                 '{"name": "a", "price": 1, "id": 5}', '{"name": "a", "price": NaN}'):
         st, r, got = c.call("POST", "/command/api/%s" % e, raw=raw)
-        assert st == 400 and r.getheader("X-Served-By") == c.role, (raw, st, got)
+        assert st == 400 and r.header("X-Served-By") == c.role, (raw, st, got)
     for app in (q, c):
         st, r, got = app.call("GET", "/healthz")
-        assert st == 200 and r.getheader("X-Served-By") == app.role, (st, got)
+        assert st == 200 and r.header("X-Served-By") == app.role, (st, got)
     # HAProxy's unique id comes back; anything that is not an id does not
     rid = "7F000001:DE78_7F000001:A2E9_6B08F455_0BB7:7DC2"
     for sent, back in ((rid, rid), ("a b", None), ("x" * 200, None)):
         st, r, got = q.call("GET", "/query/api/%s" % e, headers={"X-Cutover-Id": sent})
-        assert st == 200 and r.getheader("X-Cutover-Id") == back, (sent, r.getheader("X-Cutover-Id"))
+        assert st == 200 and r.header("X-Cutover-Id") == back, (sent, r.header("X-Cutover-Id"))
     # keep-alive: three requests on one connection, each with Content-Length
     conn = http.client.HTTPConnection("127.0.0.1", q.port, timeout=10)
     try:
@@ -175,15 +166,13 @@ def crud(s, side):
         conn.close()
 
 
-@case
-def crud_on_both_sides():
+def test_crud_on_both_sides():
     with shop() as s:
         crud(s, "old")
         crud(s, "new")
 
 
-@case
-def ids_are_disjoint_and_never_reused():
+def test_ids_are_disjoint_and_never_reused():
     with shop() as s:
         ids = {side: [create(s[side + "-command"], side)["id"] for _ in range(5)]
                for side in ("old", "new")}
@@ -218,8 +207,7 @@ def replicates(s, src, dst):
     wait_for(seen(doc["id"], 404), "delete %s->%s" % (src, dst))
 
 
-@case
-def replication_old_to_new_and_back():
+def test_replication_old_to_new_and_back():
     with shop(replicator=True) as s:
         replicates(s, "old", "new")
         replicates(s, "new", "old")
@@ -233,8 +221,7 @@ def drain_once(s):
     return out.stderr
 
 
-@case
-def replication_does_not_ping_pong():
+def test_replication_does_not_ping_pong():
     with shop() as s:
         for side, other in (("old", "new"), ("new", "old")):
             eid = create(s[side + "-command"], side, "pp", 1)["id"]
@@ -252,8 +239,7 @@ def replication_does_not_ping_pong():
             assert (st, got) == (200, {"id": eid, "name": "pp2", "price": 2}), (st, got)
 
 
-@case
-def sigterm_drains_everything_then_resumes():
+def test_sigterm_drains_everything_then_resumes():
     with shop() as s:
         # A long idle interval: what it copies after its first sync, it copies
         # because SIGTERM made it drain.
@@ -278,8 +264,7 @@ def sigterm_drains_everything_then_resumes():
         assert s["new-query"].call("GET", "/query/api/seafoods/%d" % late)[0] == 200
 
 
-@case
-def first_sync_copies_only_each_sides_own_rows():
+def test_first_sync_copies_only_each_sides_own_rows():
     d = tempfile.mkdtemp(prefix="cutover-apps-")
     old, new = os.path.join(d, "old.db"), os.path.join(d, "new.db")
     sys.path.insert(0, APPS)
@@ -313,8 +298,7 @@ def run_load(*args, timeout=60):
     return out.returncode, rep, out.stderr
 
 
-@case
-def load_through_old_api_verified_on_new():
+def test_load_through_old_api_verified_on_new():
     with shop(replicator=True) as s:
         rc, rep, err = run_load("--url", s["old-query"].url, "--command-url", s["old-command"].url,
                                 "--api", "old", "--rate", "200", "--duration", "4",
@@ -327,8 +311,7 @@ def load_through_old_api_verified_on_new():
         assert rep["verify"]["checked"] > 0 and rep["entities"]["deleted"] > 0, rep["entities"]
 
 
-@case
-def load_counts_failures_lost_writes_and_phases():
+def test_load_counts_failures_lost_writes_and_phases():
     with shop() as s:
         d = tempfile.mkdtemp(prefix="cutover-load-")
         api, phase = os.path.join(d, "api"), os.path.join(d, "phase")
@@ -370,7 +353,3 @@ def load_counts_failures_lost_writes_and_phases():
         assert sum(v["requests"] for v in rep["per_phase"].values()) == rep["requests"]
         live = rep["entities"]["live"]
         assert live > 0 and rep["verify"]["lost"] == live, (live, rep["verify"])
-
-
-if __name__ == "__main__":
-    harness.main("apps")

@@ -3,7 +3,8 @@ the sample apps on SQLite, all on free loopback ports.
 
   smoke            option spop-check marks both agents UP; a request carries
                    the agent's variables into HAProxy's log line
-  routing_table    every phase 1-12 x every path family of design.md's table:
+  routing_table    every phase 1-12 x every path family of the sample plan's
+                   table (tests/lib/sample_plan.py, docs/contracts.md):
                    status, X-Served-By, Deprecation/Link, and from HAProxy's
                    log the phase, route, backend and rewritten path
   fallback_table   both agents stopped: HAProxy routes by the phase it learned
@@ -17,258 +18,53 @@ the sample apps on SQLite, all on free loopback ports.
 
 HAPROXY=/path selects the HAProxy binary. Per-phase figures are printed.
 """
-import http.client
 import json
 import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
-import harness  # noqa: E402
-from system import APPS, HAPROXY_CFG, ROLES, SPOE_CONF, plan_text, write_atomic  # noqa: E402
+import pytest
 
-ROOT = harness.ROOT
-WALK = os.path.join(ROOT, "scripts", "walk")
-HAPROXY = os.environ.get("HAPROXY", "haproxy")
-PHASES = range(1, 13)
+import harness
+import http_once
+from sample_plan import PHASES, expected
+from system import APPS, System, write_atomic
+
+WALK = os.path.join(harness.ROOT, "scripts", "walk")
 LOAD_RATE = 200       # requests/s of load.py during the walks
 LOAD_CLIENTS = 8
 DWELL_S = 1.5         # load time spent in each phase of a walk
 _LOG_LINE = re.compile(r'^\S+ \[[^\]]+\] (\S+) (\S+)/(\S+) \S+ (-?\d+) .*?"(.*)" (id=.*)$')
 
 
-# --- the system under test --------------------------------------------------------
-
-def request(port, method, path, body=None, headers=None, timeout=10):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        h = dict(headers or {})
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            h["Content-Type"] = "application/json"
-        c.request(method, path, body=data, headers=h)
-        r = c.getresponse()
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-    finally:
-        c.close()
+def start(name, phase):
+    """Apps, two agents (one thread, /metrics) and HAProxy: the walk's run dir."""
+    return System("e2e-" + name, phase, agents=2, agent_threads=1, metrics=True)
 
 
-class Haproxy:
-    """HAProxy in the foreground: stdout (log target "stdout") is the access
-    log, stderr its own notices. One thread: HAProxy never blocks on a log
-    write, and with two threads one may drop its line when the other holds
-    stdout while descheduled (DroppedLogs); with one, every line is written."""
-
-    def __init__(self, workdir, env):
-        self.access_log = os.path.join(workdir, "haproxy.log")
-        self.notices = os.path.join(workdir, "haproxy-notices.log")
-        e = dict(os.environ)
-        e.update(env, CUTOVER_LOG="stdout", CUTOVER_NBTHREAD="1")
-        check = subprocess.run([HAPROXY, "-c", "-f", HAPROXY_CFG], env=e, capture_output=True,
-                               text=True)
-        assert check.returncode == 0, "haproxy -c: %s%s" % (check.stdout, check.stderr)
-        self._out = open(self.access_log, "ab")
-        self._err = open(self.notices, "ab")
-        self.proc = subprocess.Popen([HAPROXY, "-db", "-f", HAPROXY_CFG], env=e,
-                                     stdout=self._out, stderr=self._err,
-                                     stdin=subprocess.DEVNULL, cwd=ROOT)
-        self.pid = self.proc.pid
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def stop(self):
-        if self.alive():
-            os.kill(self.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.pid, signal.SIGKILL)
-                self.proc.wait()
-        self._out.close()
-        self._err.close()
-
-    def lines(self):
-        with open(self.access_log, errors="replace") as f:
-            return f.read().splitlines()
+def log_fields(sysm, tags):
+    """{client tag: fields of its HAProxy log line}; waits for every tag."""
+    found = {}
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        for line in sysm.haproxy.lines():
+            rec = parse_log(line)
+            if rec and rec.get("client") in tags:
+                found[rec["client"]] = rec
+        if len(found) == len(tags):
+            break
+        time.sleep(0.05)
+    return found
 
 
-class System:
-    """Apps, two agents and HAProxy in one temporary directory (the walk's run dir)."""
-
-    def __init__(self, name, phase=1):
-        self.dir = tempfile.mkdtemp(prefix="cutover-e2e-%s-" % name)
-        self.plan = os.path.join(self.dir, "cutover.yaml")
-        self.set_plan_phase(phase)
-        self.procs, self.agents, self.haproxy = [], [], None
-        self.db = {"old": os.path.join(self.dir, "old.db"), "new": os.path.join(self.dir, "new.db")}
-        self.ports = {}
-        try:
-            self._start(phase)
-        except BaseException:
-            self.stop()
-            raise
-
-    def _start(self, phase):
-        for role in ROLES:
-            self.ports[role] = harness.free_port()
-            self.procs.append(harness.Proc(
-                [sys.executable, os.path.join(APPS, "shop.py"), "--role", role,
-                 "--db", self.db[role.split("-")[0]], "--listen",
-                 "127.0.0.1:%d" % self.ports[role]], role, workdir=self.dir))
-        for role, p in zip(ROLES, self.procs):
-            harness.wait_port("127.0.0.1", self.ports[role], proc=p.proc)
-        self.agent_ports = [harness.free_port(), harness.free_port()]
-        for port in self.agent_ports:
-            self.start_agent(port)
-        self.http_port = harness.free_port()
-        self.stats_socket = os.path.join(self.dir, "haproxy.sock")
-        self.haproxy = Haproxy(self.dir, {
-            "CUTOVER_HTTP_BIND": "127.0.0.1:%d" % self.http_port,
-            "CUTOVER_AGENT1": "127.0.0.1:%d" % self.agent_ports[0],
-            "CUTOVER_AGENT2": "127.0.0.1:%d" % self.agent_ports[1],
-            "CUTOVER_OLD_QUERY": "127.0.0.1:%d" % self.ports["old-query"],
-            "CUTOVER_OLD_COMMAND": "127.0.0.1:%d" % self.ports["old-command"],
-            "CUTOVER_NEW_QUERY": "127.0.0.1:%d" % self.ports["new-query"],
-            "CUTOVER_NEW_COMMAND": "127.0.0.1:%d" % self.ports["new-command"],
-            "CUTOVER_DEFAULT_APP": "127.0.0.1:%d" % self.ports["old-query"],
-            "CUTOVER_SPOE_CONF": SPOE_CONF,
-            "CUTOVER_STATS_SOCKET": self.stats_socket,
-            "CUTOVER_START_PHASE": str(phase),
-        })
-        harness.wait_port("127.0.0.1", self.http_port, proc=self.haproxy.proc)
-        with open(os.path.join(self.dir, "cutover.env"), "w") as f:
-            f.write("CUTOVER_PLAN=%s\nCUTOVER_SPOA=%s\nCUTOVER_HTTP=127.0.0.1:%d\n"
-                    "CUTOVER_METRICS=%s\nCUTOVER_OLD_DB=%s\nCUTOVER_NEW_DB=%s\n"
-                    "CUTOVER_NEW_QUERY=127.0.0.1:%d\nCUTOVER_NEW_COMMAND=127.0.0.1:%d\n"
-                    "CUTOVER_HAPROXY_LOG=%s\n"
-                    % (self.plan, harness.agent_binary(), self.http_port,
-                       ",".join("127.0.0.1:%d" % a.metrics_port for a in self.agents),
-                       self.db["old"], self.db["new"], self.ports["new-query"],
-                       self.ports["new-command"], self.haproxy.access_log))
-        self.wait_agents_up()
-
-    def start_agent(self, port):
-        a = harness.Agent(self.plan, threads=1, port=port, metrics=True, workdir=self.dir)
-        self.agents.append(a)
-        return a
-
-    def stop_agents(self):
-        for a in self.agents:
-            rc = a.stop()
-            assert rc == 0, "agent on %d exited %s on SIGTERM" % (a.port, rc)
-        self.agents = []
-
-    def stop(self):
-        errors = []
-        pidfile = os.path.join(self.dir, "replicator.pid")
-        if os.path.exists(pidfile):  # started by scripts/walk: not our child
-            try:
-                with open(pidfile) as f:
-                    pid = int(f.read())
-                os.kill(pid, signal.SIGTERM)
-                deadline = time.monotonic() + 30
-                while time.monotonic() < deadline:
-                    os.kill(pid, 0)
-                    time.sleep(0.05)
-            except (OSError, ValueError):
-                pass
-        if self.haproxy:
-            self.haproxy.stop()
-        for p in self.agents + self.procs:
-            try:
-                p.stop()
-            except AssertionError as e:
-                errors.append(str(e))
-        if errors:
-            raise AssertionError("; ".join(errors))
-        if os.environ.get("CUTOVER_KEEP_LOGS") != "1":
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    # --- controls -------------------------------------------------------------
-
-    def set_plan_phase(self, phase):
-        write_atomic(self.plan, plan_text(phase))
-
-    def agent_phases(self):
-        out = []
-        for a in self.agents:
-            try:
-                _, _, body = request(a.metrics_port, "GET", "/metrics", timeout=2)
-                m = re.search(r"^cutover_phase\s+(\d+)", body.decode(), re.M)
-                out.append(int(m.group(1)) if m else None)
-            except OSError:
-                out.append(None)
-        return out
-
-    def wait_phase(self, phase, timeout=10.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if all(p == phase for p in self.agent_phases()):
-                return
-            time.sleep(0.05)
-        raise AssertionError("agents report %s, not phase %d, %.0fs after the edit"
-                             % (self.agent_phases(), phase, timeout))
-
-    def cli(self, command):
-        with socket.socket(socket.AF_UNIX) as s:
-            s.settimeout(5)
-            s.connect(self.stats_socket)
-            s.sendall((command + "\n").encode())
-            out = b""
-            while True:
-                d = s.recv(65536)
-                if not d:
-                    return out.decode()
-                out += d
-
-    def agent_states(self):
-        """{server: (operational state, check result)} of the agents' backend."""
-        states = {}
-        for line in self.cli("show servers state spoe_cutover").splitlines():
-            f = line.split()
-            if len(f) > 11 and f[1] == "spoe_cutover":
-                states[f[3]] = (int(f[5]), int(f[11]))
-        return states
-
-    def wait_agents_up(self, up=True, timeout=10.0):
-        """Until both agents are UP with a passed check (2, 3), or DOWN (0, _)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            st = self.agent_states()
-            if len(st) == 2 and all((s == (2, 3)) if up else s[0] == 0 for s in st.values()):
-                return st
-            time.sleep(0.1)
-        raise AssertionError("agents not %s after %.0fs: %s"
-                             % ("UP" if up else "DOWN", timeout, self.agent_states()))
-
-    def log_fields(self, tags):
-        """{client tag: fields of its HAProxy log line}; waits for every tag."""
-        found = {}
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            for line in self.haproxy.lines():
-                rec = parse_log(line)
-                if rec and rec.get("client") in tags:
-                    found[rec["client"]] = rec
-            if len(found) == len(tags):
-                break
-            time.sleep(0.05)
-        return found
-
-    def walk(self, to, out):
-        r = subprocess.run([sys.executable, WALK, "--run-dir", self.dir, "--to", str(to),
-                            "--pause", "0"], capture_output=True, text=True, timeout=120)
-        out.write(r.stdout + r.stderr)
-        assert r.returncode == 0, "scripts/walk --to %d failed:\n%s%s" % (to, r.stdout, r.stderr)
+def walk(sysm, to, out):
+    r = subprocess.run([sys.executable, WALK, "--run-dir", sysm.dir, "--to", str(to),
+                        "--pause", "0"], capture_output=True, text=True, timeout=120)
+    out.write(r.stdout + r.stderr)
+    assert r.returncode == 0, "scripts/walk --to %d failed:\n%s%s" % (to, r.stdout, r.stderr)
 
 
 def parse_log(line):
@@ -281,60 +77,7 @@ def parse_log(line):
     return rec
 
 
-# --- design.md's table, written out independently of the plan and the agent ------
-
-def expected(phase, method, path):
-    """What design.md says of one request: route, backend, rewritten path,
-    proxy status, deprecation, link, and the app that serves it."""
-    p = path.split("?", 1)[0]
-    e = {"route": None, "backend": None, "path": None, "status": None,
-         "deprecated": False, "link": None}
-
-    def new(old, newp):
-        return newp + p[len(old):]
-
-    if p.startswith("/query/api/squids"):
-        e["route"] = "squids-query"
-        if phase <= 3:
-            e["backend"] = "old_query"
-        elif phase <= 9:
-            e.update(backend="new_query", path=new("/query/api/squids", "/query/api/seafoods"),
-                     deprecated=phase >= 8)
-        else:
-            e.update(status=410, link=new("/query/api/squids", "/query/api/seafoods"))
-    elif p.startswith("/command/api/squids"):
-        e["route"] = "squids-command"
-        if phase <= 5:
-            e["backend"] = "old_command"
-        elif phase <= 9:
-            e.update(backend="new_command",
-                     path=new("/command/api/squids", "/command/api/seafoods"),
-                     deprecated=phase >= 8)
-        else:
-            e.update(status=410, link=new("/command/api/squids", "/command/api/seafoods"))
-    elif p.startswith("/query/api/seafoods"):
-        e["route"] = "seafoods-query"
-        if phase <= 7:
-            e["status"] = 404
-        else:
-            e["backend"] = "new_query"
-    elif p.startswith("/command/api/seafoods"):
-        e["route"] = "seafoods-command"
-        if phase <= 7:
-            e["status"] = 404
-        else:
-            e["backend"] = "new_command"
-    elif p.startswith("/query/"):
-        e.update(route="query", backend="old_query" if phase <= 3 else "new_query")
-    elif p.startswith("/command/"):
-        e.update(route="command", backend="old_command" if phase <= 5 else "new_command")
-    # A rewrite or link that would carry a dot segment is refused: 400.
-    if any(x and re.search(r"(^|/)(\.|%2e){1,2}(/|$)", x, re.I) for x in (e["path"], e["link"])):
-        e.update(status=400, backend=None, path=None, link=None)
-    # HAProxy's default backend (the OLD query app here) serves the rest.
-    e["served_by"] = (e["backend"] or ("old_query" if e["status"] is None else "")).replace("_", "-")
-    return e
-
+# --- the sample plan's routing table (tests/lib/sample_plan.py) through HAProxy ---
 
 def app_status(role, method, path):
     """What shop.py answers for path (entity 1 exists on both sides)."""
@@ -378,10 +121,10 @@ def run_table(sysm, phase, tag_prefix):
     tags, rows = [], []
     for i, (method, path, body) in enumerate(TABLE):
         tag = "%s-%d-%d" % (tag_prefix, phase, i)
-        status, h, data = request(sysm.http_port, method, path, body, {"X-Api-Client": tag})
-        rows.append(((method, path), tag, status, h, data))
+        r = sysm.request(method, path, json=body, headers={"X-Api-Client": tag})
+        rows.append(((method, path), tag, r.status, r.headers, r.body))
         tags.append(tag)
-    logs = sysm.log_fields(set(tags))
+    logs = log_fields(sysm, set(tags))
     out = []
     for (method, path), tag, status, h, data in rows:
         rec = logs.get(tag, {})
@@ -424,34 +167,42 @@ def check_table(phase, results, fallback):
 
 # --- cases ------------------------------------------------------------------------
 
-_shared = {}
-
-
-def shared_system():
-    if "sys" not in _shared:
-        s = System("table", phase=1)
-        _shared["sys"] = s
-        # Entity 1 on both sides: a squid on OLD, copied to NEW as a seafood.
-        status, _, data = request(s.ports["old-command"], "POST", "/command/api/squids",
-                                  {"name": "seed squid", "price": 1})
-        assert status == 201 and json.loads(data)["id"] == 1, (status, data)
+@pytest.fixture(scope="module")
+def table_system():
+    """One system for the table cases, at phase 1, entity 1 on both sides:
+    a squid on OLD, copied to NEW as a seafood. Stopped (and its crashes
+    checked) once the module's cases are done, or by fallback_table."""
+    s = start("table", 1)
+    try:
+        r = http_once.request(s.app_ports["old-command"], "POST", "/command/api/squids",
+                              json={"name": "seed squid", "price": 1})
+        assert r.status == 201 and r.json()["id"] == 1, (r.status, r.body)
         r = subprocess.run([sys.executable, os.path.join(APPS, "replicator.py"), "--old",
                             s.db["old"], "--new", s.db["new"], "--drain-once"],
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
-    return _shared["sys"]
+        yield s
+    finally:
+        crashes = s.stop()
+    assert not crashes, "; ".join(crashes)
 
 
-@harness.case
-def smoke():
-    s = shared_system()
+@pytest.fixture(scope="module")
+def agent_results():
+    """routing_table's outcomes by phase, for fallback_table to compare with."""
+    return {}
+
+
+def test_smoke(table_system):
+    s = table_system
     states = s.wait_agents_up()
     # 2 = running, 3 = check passed: spop-check got a valid AGENT-HELLO from each.
     assert states == {"agent1": (2, 3), "agent2": (2, 3)}, states
-    status, h, _ = request(s.http_port, "GET", "/query/api/squids/1",
-                           headers={"X-Api-Client": "smoke", "X-Cutover-Id": "spoofed"})
+    r = s.request("GET", "/query/api/squids/1",
+                  headers={"X-Api-Client": "smoke", "X-Cutover-Id": "spoofed"})
+    status, h = r.status, r.headers
     assert status == 200 and h.get("x-served-by") == "old-query", (status, h)
-    rec = s.log_fields({"smoke"}).get("smoke")
+    rec = log_fields(s, {"smoke"}).get("smoke")
     assert rec, "no HAProxy log line for the smoke request"
     # The app got HAProxy's unique id (the one sent to the agent), not the client's.
     assert h.get("x-cutover-id") == rec["id"], (h, rec["id"])
@@ -464,36 +215,37 @@ def smoke():
           % (sorted(states), rec["phase"], rec["route"], rec["be"], rec["pt"]))
 
 
-@harness.case
-def routing_table():
-    s = shared_system()
+@pytest.mark.timeout(240)
+def test_routing_table(table_system, agent_results):
+    s = table_system
     problems, results = [], {}
     for phase in PHASES:
-        s.set_plan_phase(phase)
+        s.set_phase(phase)
         s.wait_phase(phase)
         results[phase] = run_table(s, phase, "table")
         problems += check_table(phase, results[phase], fallback=False)
-    _shared["table"] = results
-    assert not problems, "%d cells differ from design.md:\n%s" % (len(problems),
-                                                                  "\n".join(problems))
-    print("  %d phases x %d requests match design.md" % (len(PHASES), len(TABLE)))
+    agent_results.update(results)
+    assert not problems, "%d cells differ from the sample plan's table:\n%s" % (
+        len(problems), "\n".join(problems))
+    print("  %d phases x %d requests match the sample plan's table" % (len(PHASES), len(TABLE)))
 
 
-@harness.case
-def fallback_table():
+@pytest.mark.timeout(240)
+def test_fallback_table(table_system, agent_results):
     """Both agents gone: HAProxy keeps routing by the phase it learned last."""
-    s = shared_system()
-    s.set_plan_phase(8)
+    s = table_system
+    s.set_phase(8)
     s.wait_phase(8)
-    request(s.http_port, "GET", "/healthz")  # an answer carries proc.cutover.phase = 8
-    s.stop_agents()
-    s.wait_agents_up(up=False)
+    s.request("GET", "/healthz")  # an answer carries proc.cutover.phase = 8
+    for i in range(2):
+        rc = s.stop_agent(i)
+        assert rc == 0, "agent %d exited %s on SIGTERM" % (i + 1, rc)
+    s.wait_agents_down()
     learned = s.cli("get var proc.cutover.phase")
     assert learned.strip().endswith("value=<8>"), learned
     problems = []
     results = run_table(s, 8, "learned")
     problems += check_table(8, results, fallback=True)
-    agent_results = _shared.get("table")
     for phase in PHASES:
         # Stands for "the last phase an agent reported" without restarting agents.
         s.cli("experimental-mode on; set var proc.cutover.phase int(%d)" % phase)
@@ -506,7 +258,8 @@ def fallback_table():
                     problems.append("phase %d %s: fallback %s, agent %s" % (phase, req, fb, a))
     errs = {r.get("err") for r in (parse_log(x) for x in s.haproxy.lines())
             if r and r.get("fb") == "1"}
-    teardown()  # the walks start systems of their own
+    crashes = s.stop()  # the walks start systems of their own
+    assert not crashes, "; ".join(crashes)
     assert not problems, "%d differences:\n%s" % (len(problems), "\n".join(problems))
     print("  %d phases x %d requests routed by the fallback as by the agents "
           "(SPOE errors seen: %s)" % (len(PHASES), len(TABLE), ", ".join(sorted(errs))))
@@ -514,7 +267,7 @@ def fallback_table():
 
 def walk_under_load(name, forward_to, back_to, api_switch_at, verify_api):
     """Walks a fresh system phase by phase under load.py; returns the figures."""
-    s = System(name, phase=1)
+    s = start(name, 1)
     try:
         api_file = os.path.join(s.dir, "api")
         phase_file = os.path.join(s.dir, "phase")
@@ -536,7 +289,7 @@ def walk_under_load(name, forward_to, back_to, api_switch_at, verify_api):
         time.sleep(DWELL_S)
         labels = ["1"]
         for i, phase in enumerate(steps):
-            s.walk(phase, walk_log)
+            walk(s, phase, walk_log)
             labels.append("%d%s" % (phase, " back" if i and phase < steps[i - 1] else ""))
             write_atomic(phase_file, labels[-1] + "\n")
             if phase == api_switch_at:
@@ -609,8 +362,8 @@ def check_load(s, rep, lines, unlabeled):
     assert not unlabeled, "log lines without phase/route/backend: %s" % unlabeled[:3]
 
 
-@harness.case
-def walk_1_to_12_under_load():
+@pytest.mark.timeout(400)
+def test_walk_1_to_12_under_load():
     s, rep, lines, unlabeled = walk_under_load("walk", 12, 12, api_switch_at=9,
                                                verify_api="new")
     try:
@@ -620,8 +373,8 @@ def walk_1_to_12_under_load():
         s.stop()
 
 
-@harness.case
-def rollback_6_to_1_under_load():
+@pytest.mark.timeout(400)
+def test_rollback_6_to_1_under_load():
     s, rep, lines, unlabeled = walk_under_load("rollback", 6, 1, api_switch_at=None,
                                                verify_api="old")
     try:
@@ -629,15 +382,3 @@ def rollback_6_to_1_under_load():
         check_load(s, rep, lines, unlabeled)
     finally:
         s.stop()
-
-
-def teardown():
-    if "sys" in _shared:
-        _shared.pop("sys").stop()
-
-
-if __name__ == "__main__":
-    try:
-        harness.main("e2e")
-    finally:
-        teardown()

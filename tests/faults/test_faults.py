@@ -1,5 +1,4 @@
-#!/usr/bin/env python3
-"""Faults suite (issue 5): restarts, crashes, all agents down, bad plans
+"""Faults suite: restarts, crashes, all agents down, bad plans
 applied live, hostile SPOP peers, security properties and a valgrind run.
 
 Every case runs the real agent (CUTOVER_SPOA, default build/cutover-spoa) and,
@@ -7,7 +6,9 @@ except the SPOP-only parts, the real HAProxy and sample apps under a steady
 bounded load of reads and writes (scripts/apps/load.py). Each case prints one
 FIGURES line: what was injected, the load, requests sent and failed, plans
 rejected, crashes. docs/reliability.md is filled from those lines.
-Set CUTOVER_FAULTS_FIGURES=FILE to also get them as JSON lines.
+Set CUTOVER_FAULTS_FIGURES=FILE to also get them as JSON lines. The system
+is tests/lib/system.py's, each case on its own (started through the
+fault_system fixture, so that it is stopped whatever the case did).
 """
 import concurrent.futures
 import json
@@ -19,21 +20,18 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
-import bad_plans  # noqa: E402
-import harness  # noqa: E402
-import hostile  # noqa: E402
-import spop_client as sc  # noqa: E402
-from harness import case  # noqa: E402
-from stack import Stack  # noqa: E402
-from system import plan_text, write_atomic  # noqa: E402
-from traffic import LoadRun  # noqa: E402
+import pytest
+
+import bad_plans
+import harness
+import hostile
+import spop_client as sc
+from sample_plan import successor_bytes
+from system import plan_text, write_atomic
+from traffic import LoadRun
 
 # 1,000 client connections here and as many in the agent: children inherit
 # the raised soft limit.
@@ -43,7 +41,8 @@ if _soft < _want:
     resource.setrlimit(resource.RLIMIT_NOFILE, (_want, _hard))
 
 LOAD_RATE = 200           # requests per second through HAProxy, reads and writes
-REJECT_LINE = r"%s:\d+:\d+: "  # the agent's rejection of a bad plan, per design.md
+TIMEOUT = 300             # seconds, per case (pytest-timeout); bad plans get twice that
+REJECT_LINE = r"%s:\d+:\d+: "  # the agent's rejection of a bad plan (docs/contracts.md)
 REJECT_LINE_REST = r"%s:(\d+:\d+: [^;\n]*)"  # line, column and reason
 
 
@@ -79,11 +78,23 @@ def finish(stack, run, name, injected, rejected=0, **extra):
     assert res["lost"] == 0, "%d acknowledged writes lost" % res["lost"]
 
 
+@pytest.fixture
+def fault_system(start_system):
+    """fault_system(name, phase, **kw): apps, the replicator (unless
+    replicator=False), two agents of two threads logging at info (a line per
+    frame at debug would be most of their work under load) and HAProxy."""
+    def start(name, phase, **kw):
+        kw.setdefault("replicator", True)
+        kw.setdefault("agent_threads", 2)
+        return start_system("faults-" + name, phase, agent_log_level="info", **kw)
+    return start
+
+
 # --- agents restarted, killed, all down ---------------------------------------
 
-@case
-def planned_restart_of_one_agent():
-    stack = Stack(phase=6, name="restart")
+@pytest.mark.timeout(TIMEOUT)
+def test_planned_restart_of_one_agent(fault_system):
+    stack = fault_system("restart", 6)
     run = LoadRun(stack, seconds=12, rate=LOAD_RATE)
     try:
         time.sleep(3)
@@ -102,14 +113,14 @@ def planned_restart_of_one_agent():
            spoe_errors=sum(errs.values()))
 
 
-@case
-def crash_of_one_agent():
+@pytest.mark.timeout(TIMEOUT)
+def test_crash_of_one_agent(fault_system):
     """SIGKILL at a random moment; then the busier agent frozen for 100 ms
     (SIGSTOP: HAProxy's NOTIFYs pile up unanswered) and killed, so that some
     requests surely had their NOTIFY in flight on the killed agent."""
     seed = int(os.environ.get("CUTOVER_FAULTS_SEED", random.randrange(1 << 30)))
     rnd = random.Random(seed)
-    stack = Stack(phase=6, name="crash")
+    stack = fault_system("crash", 6)
     run = LoadRun(stack, seconds=14, rate=LOAD_RATE)
     at = rnd.uniform(2.0, 5.0)
     victim = rnd.randrange(2)
@@ -163,12 +174,12 @@ def established(port):
     return n
 
 
-@case
-def all_agents_down():
+@pytest.mark.timeout(TIMEOUT)
+def test_all_agents_down(fault_system):
     """Both agents stop; HAProxy keeps routing by the last phase an agent
     reported (6: writes to NEW). The plan moves to 5 (writes back to OLD)
     while nobody reads it; when an agent returns, routing follows the plan."""
-    stack = Stack(phase=6, name="alldown")
+    stack = fault_system("alldown", 6)
     run = LoadRun(stack, seconds=16, rate=LOAD_RATE)
     observed = {}
     try:
@@ -203,13 +214,13 @@ def all_agents_down():
     assert fallback_lines > 0, "no request was routed by the fallback"
 
 
-@case
-def haproxy_starts_with_no_agent():
+@pytest.mark.timeout(TIMEOUT)
+def test_haproxy_starts_with_no_agent(fault_system):
     """HAProxy starts while no agent runs, so it never learned a phase: it
     routes by CUTOVER_START_PHASE (the plan's phase when it started, 6). The
     plan moves to 5 before any agent runs; once one does, routing follows
     the plan."""
-    stack = Stack(phase=6, name="noagent", start_agents=False)
+    stack = fault_system("noagent", 6, start_agents=False)
     run = LoadRun(stack, seconds=10, rate=LOAD_RATE)
     t0 = time.monotonic()
     observed = {}
@@ -248,8 +259,8 @@ def probe_write(stack, until=None, timeout=3.0):
     go through the fallback while HAProxy connects to it."""
     deadline = time.monotonic() + timeout
     while True:
-        st, served, body = stack.request("POST", "/command/api/squids",
-                                          body=json.dumps({"name": "probe", "price": 1}))
+        r = stack.request("POST", "/command/api/squids", json={"name": "probe", "price": 1})
+        st, served, body = r.status, r.header("X-Served-By"), r.body
         assert st == 201, "probe write: %d %r" % (st, body[:200])
         if until is None or served == until or time.monotonic() > deadline:
             return served
@@ -276,9 +287,9 @@ def plan_backends(text):
     return [b.strip() for b in m.group(1).split(",")]
 
 
-@case
-def bad_plans_applied_live():
-    stack = Stack(phase=6, name="badplans")
+@pytest.mark.timeout(2 * TIMEOUT)
+def test_bad_plans_applied_live(fault_system):
+    stack = fault_system("badplans", 6)
     good = plan_text(6)
     # Stage every edit and let --check classify it (a truncation that keeps a
     # whole plan is not a bad edit); the kinds of MUST_REJECT must be rejected.
@@ -317,8 +328,8 @@ def bad_plans_applied_live():
     run = LoadRun(stack, seconds=len(edits) * 0.5 + 10, rate=LOAD_RATE)
     prober = hostile.Prober("127.0.0.1", stack.agent_ports[0], interval=0.05)
     prober.start()
-    pattern = re.compile(REJECT_LINE % re.escape(stack.plan_path))
-    live_line = re.compile(REJECT_LINE_REST % re.escape(stack.plan_path))
+    pattern = re.compile(REJECT_LINE % re.escape(stack.plan))
+    live_line = re.compile(REJECT_LINE_REST % re.escape(stack.plan))
     staged_line = re.compile(REJECT_LINE_REST % r"\S+staged-\d+\.yaml")
     tail = LogTail(stack.agents[0].log_path)
     unseen, differ, on_delete = [], [], None
@@ -330,12 +341,12 @@ def bad_plans_applied_live():
             if content is None:
                 # Deleting the plan is also how a delete-then-recreate edit
                 # starts: the agent keeps its plan and waits; no line:column.
-                os.unlink(stack.plan_path)
+                os.unlink(stack.plan)
                 time.sleep(1.2)
                 on_delete = tail.read()[-400:] or "(nothing logged)"
                 continue
             expected += 1
-            write_atomic(stack.plan_path, content)
+            write_atomic(stack.plan, content)
             # Each edit must be picked up (within 1 s by contract) and
             # rejected with its line and column; wait up to 3 s for it.
             deadline = time.monotonic() + 3.0
@@ -355,9 +366,10 @@ def bad_plans_applied_live():
                 time.sleep(0.02)
             time.sleep(0.1)
         served_phase_during = set(prober.phases)
-        http_during = stack.request("GET", "/query/api/squids")[:2]
+        r = stack.request("GET", "/query/api/squids")
+        http_during = r.status, r.header("X-Served-By")
         # A good edit afterwards is picked up.
-        write_atomic(stack.plan_path, plan_text(5))
+        write_atomic(stack.plan, plan_text(5))
         deadline = time.monotonic() + 3.0
         c = session("127.0.0.1", stack.agent_ports[0])
         while True:
@@ -418,9 +430,9 @@ class LogTail:
 
 # --- hostile SPOP peers -------------------------------------------------------
 
-@case
-def hostile_spop_peers():
-    stack = Stack(phase=6, name="hostile")
+@pytest.mark.timeout(TIMEOUT)
+def test_hostile_spop_peers(fault_system):
+    stack = fault_system("hostile", 6)
     run = LoadRun(stack, seconds=25, rate=LOAD_RATE)
     agent = stack.agents[0]
     host, port = "127.0.0.1", agent.port
@@ -594,8 +606,8 @@ HOSTILE_PATHS = [
 _PATH_SAFE = re.compile(rb"^/[\x21-\x7e]*$")
 
 
-@case
-def security():
+@pytest.mark.timeout(TIMEOUT)
+def test_security(fault_system):
     workdir = tempfile.mkdtemp(prefix="cutover-faults-security-")
     config = os.path.join(workdir, "cutover.yaml")
     write_atomic(config, plan_text(6))
@@ -646,7 +658,7 @@ def security():
                 assert v.get("proc.phase") == phase, "proc.phase %r" % v.get("proc.phase")
                 p = v.get("txn.path")
                 raw = path.encode("utf-8", "surrogateescape")
-                expect = re.sub(rb"^/(query|command)/api/squids", rb"/\1/api/seafoods", raw)
+                expect = successor_bytes(raw)
                 for var in ("txn.path", "txn.link"):
                     got = v.get(var)
                     if got is not None:
@@ -694,7 +706,7 @@ def security():
     http_results = {}
     unsafe_http = []
     for phase in (6, 10):
-        stack = Stack(phase=phase, name="paths%d" % phase, replicator=False)
+        stack = fault_system("paths%d" % phase, phase, replicator=False)
         try:
             for target in HTTP_HOSTILE:
                 st, headers = raw_http(stack.http_port, "GET", target)
@@ -713,7 +725,8 @@ def security():
 
     declared = set(re.findall(r"^backend\s+(\S+)", cfg, re.M))
     checked["backends in haproxy.cfg"] = sorted(declared)
-    rogue = rogue_agent_check(declared | {"old_query/../x", "cutover_old_query", ""})
+    rogue = rogue_agent_check(declared | {"old_query/../x", "cutover_old_query", ""},
+                              fault_system)
     figures("security", "default listen address; %d decisions over 12 phases with hostile "
             "paths and methods; a rogue agent naming every HAProxy backend" % decisions,
             "SPOP direct; HTTP through HAProxy for the rogue agent",
@@ -778,7 +791,7 @@ def judge_http(target, status, headers, phase):
     if any(k.lower() == "x-injected" for k, _ in headers):
         return "UNSAFE: response carries an injected header"
     path, sep, query = target.partition(b"?")
-    expect = re.sub(rb"^/(query|command)/api/squids", rb"/\1/api/seafoods", path) + sep + query
+    expect = successor_bytes(path) + sep + query
     if status is None:
         return "closed by the proxy"
     if "x-served-by" in h:
@@ -796,7 +809,7 @@ def judge_http(target, status, headers, phase):
     return "answered by the proxy"
 
 
-def rogue_agent_check(names):
+def rogue_agent_check(names, fault_system):
     """HAProxy with both agents replaced by a rogue one that names, as the
     backend, every name in `names`, bare and without its cutover_ prefix (the
     agent sends plan names; haproxy.cfg adds the prefix). Returns the
@@ -819,12 +832,12 @@ def rogue_agent_check(names):
     sent = failed = 0
     escaped = {}
     try:
-        stack = Stack(phase=6, name="rogue", agents=0, replicator=False,
+        stack = fault_system("rogue", 6, agents=0, replicator=False,
                       agent_override=["127.0.0.1:%d" % rogue.port] * 2)
         for _ in range(len(names) * 3):
             sent += 1
             try:
-                st, served, _ = stack.request("GET", "/query/api/squids/1")
+                stack.request("GET", "/query/api/squids/1")
             except OSError:
                 failed += 1
         for line in stack.haproxy_log().splitlines():
@@ -842,11 +855,10 @@ def rogue_agent_check(names):
 
 # --- valgrind -----------------------------------------------------------------
 
-@case
-def valgrind_no_definite_leak():
+@pytest.mark.timeout(TIMEOUT)
+def test_valgrind_no_definite_leak():
     if harness.sanitized():
-        print("SKIP: valgrind does not run ASan builds; the gcc build covers this case")
-        return
+        pytest.skip("valgrind does not run ASan builds; the gcc build covers this case")
     workdir = tempfile.mkdtemp(prefix="cutover-faults-valgrind-")
     config = os.path.join(workdir, "cutover.yaml")
     write_atomic(config, plan_text(6))
@@ -907,7 +919,3 @@ def remove_workdir(path):
     """A passed case's files go, unless CUTOVER_KEEP_LOGS=1."""
     if os.environ.get("CUTOVER_KEEP_LOGS") != "1":
         shutil.rmtree(path, ignore_errors=True)
-
-
-if __name__ == "__main__":
-    harness.main("faults")
