@@ -16,7 +16,6 @@ issue 6's targets for the reader. Exit 0 with a table, 1 when something could
 not be measured (a process failed, or native and cutover routed differently).
 """
 import argparse
-import http.client
 import os
 import re
 import shutil
@@ -30,8 +29,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+sys.path.insert(0, os.path.dirname(HERE))
 import harness  # noqa: E402  (Proc, free_port, wait_port)
+import http_once  # noqa: E402
+import plan_phase  # noqa: E402
 import plans  # noqa: E402
+import system  # noqa: E402  (the HAProxy of haproxy/haproxy.cfg)
 
 BENCH_PHASE = 8
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -173,9 +176,10 @@ class Bench:
         src = os.path.join(ROOT, "conf", "cutover.yaml")
         with open(src) as f:
             text = f.read()
-        text, n = re.subn(r"(?m)^phase:.*$", "phase: %d" % BENCH_PHASE, text)
-        if n != 1:
-            raise Failure("%s: no top-level 'phase:' line to set" % src)
+        try:
+            text = plan_phase.set_phase(text, BENCH_PHASE)
+        except ValueError as e:
+            raise Failure("%s: %s" % (src, e))
         path = os.path.join(self.workdir, "plan-phase%d.yaml" % BENCH_PHASE)
         with open(path, "w") as f:
             f.write(text)
@@ -203,15 +207,15 @@ class Bench:
         self.native.addr = "127.0.0.1:%d" % native_port
 
         cut_port = harness.free_port()
-        env = dict(apps, CUTOVER_HTTP_BIND="127.0.0.1:%d" % cut_port, CUTOVER_NBTHREAD="1",
-                   # One agent: both server lines of spoe_cutover name it.
-                   CUTOVER_AGENT1=agent_addr, CUTOVER_AGENT2=agent_addr,
-                   CUTOVER_START_PHASE=str(BENCH_PHASE),
-                   CUTOVER_SPOE_CONF=os.path.join(ROOT, "haproxy", "cutover.spoe"),
-                   CUTOVER_STATS_SOCKET=os.path.join(self.workdir, "haproxy.sock"))
-        self.cutover = self.procs.start([self.haproxy, "-db", "-f",
-                                         os.path.join(ROOT, "haproxy", "haproxy.cfg")],
-                                        "haproxy-cutover", env=env, port=cut_port)
+        # One agent: both server lines of spoe_cutover name it.
+        roles = {k.lower().replace("_", "-"): v for k, v in stub.items()}
+        env = system.haproxy_env(cut_port, [agent_addr], roles,
+                                 os.path.join(self.workdir, "haproxy.sock"), BENCH_PHASE)
+        try:
+            self.cutover = system.Haproxy(env, self.workdir, name="haproxy-cutover")
+        except AssertionError as e:
+            raise Failure("haproxy-cutover: %s" % e)
+        self.procs.procs.append(self.cutover)
         self.cutover.addr = "127.0.0.1:%d" % cut_port
 
     @staticmethod
@@ -224,18 +228,13 @@ class Bench:
 
     @staticmethod
     def fetch(addr, method, path, host, client):
-        host_, port = addr.rsplit(":", 1)
-        c = http.client.HTTPConnection(host_, int(port), timeout=5)
         headers = {}
         if host != "-":
             headers["Host"] = host
         if client != "-":
             headers["X-Api-Client"] = client
-        c.request(method, path, headers=headers)
-        r = c.getresponse()
-        body = r.read().decode("utf-8", "replace").strip()
-        c.close()
-        return (r.status, r.getheader("X-Served-By"), body, r.getheader("Deprecation"))
+        r = http_once.request(addr, method, path, headers=headers, timeout=5)
+        return (r.status, r.header("X-Served-By"), r.text().strip(), r.header("Deprecation"))
 
     def fallbacks(self):
         """Requests the cutover HAProxy routed without an agent answer, and
