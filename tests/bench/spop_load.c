@@ -2,14 +2,14 @@
  *
  * It plays HAProxy's part: M connections, each sends a HAPROXY-HELLO offering
  * pipelining, then keeps K NOTIFY frames in flight (message `cutover` with the
- * args of design.md), checks that every ACK echoes the ids of a NOTIFY it
+ * args of docs/contracts.md), checks that every ACK echoes the ids of a NOTIFY it
  * sent, and reports decisions per second, time per frame (NOTIFY written to
  * ACK read) and errors. Every run is bounded by --duration and --requests.
  *
- * It is written from ../shared/docs/spop.md alone and shares no code with the
+ * It is written from docs/spop.md alone and shares no code with the
  * agent, so an encoding bug on one side cannot hide behind the same bug on the
  * other. The codec is spop_wire.c; `spop-load --self-test` checks it against
- * spop.md's examples.
+ * docs/spop.md's examples.
  *
  * Output: one line of key=value pairs on stdout (end of main). Exit 0 when
  * at least one decision was made and nothing went wrong, 1 on any error, 2 on
@@ -74,7 +74,7 @@ struct request {
 	size_t room;  /* upper bound of its NOTIFY frame */
 };
 
-/* The sample plan's traffic (design.md): both sides, both names, other
+/* The sample plan's traffic (docs/contracts.md): both sides, both names, other
  * query/command paths, and paths outside both. */
 static const char *const builtin_mix[][4] = {
 	{ "GET", "/query/api/squids/42", "api.example.test", "mobile-app" },
@@ -224,7 +224,7 @@ struct stats {
 	uint64_t err_disconnect; /* agent sent AGENT-DISCONNECT mid-run */
 	uint64_t err_eof;        /* agent closed mid-run */
 	uint64_t err_lost;       /* NOTIFYs never answered */
-	uint64_t err_contract;   /* ACK without txn/proc phase (design.md) */
+	uint64_t err_contract;   /* ACK without txn/proc phase (docs/contracts.md) */
 	uint64_t hist[HIST_BUCKETS];
 	struct tally answers[TALLY_MAX]; /* "backend:x", "status:404" or "none" */
 	unsigned nanswers;
@@ -845,7 +845,7 @@ static void merge(struct stats *to, const struct stats *from)
 		tally(to, from->answers[i].name, strlen(from->answers[i].name), from->answers[i].count);
 }
 
-/* The codec against spop.md, and the histogram's resolution. */
+/* The codec against docs/spop.md, and the histogram's resolution. */
 static int self_test(void)
 {
 	unsigned failed = wire_self_test();

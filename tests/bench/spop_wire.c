@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* ---- varint (spop.md 2.1: HAProxy's encoding, not LEB128) ---- */
+/* ---- varint (docs/spop.md 2.1: HAProxy's encoding, not LEB128) ---- */
 
 /* Writes v into buf (room for 10 bytes); returns the number of bytes. */
 static size_t varint_encode(uint64_t v, uint8_t *buf)
@@ -83,7 +83,7 @@ static void put_varint(struct writer *w, uint64_t v)
 	put_bytes(w, buf, varint_encode(v, buf));
 }
 
-/* Untyped string (spop.md 2.3): keys, message, argument and variable names. */
+/* Untyped string (docs/spop.md 2.3): keys, message, argument and variable names. */
 static void put_name(struct writer *w, const char *s)
 {
 	size_t n = strlen(s);
@@ -153,7 +153,7 @@ static void frame_end(struct writer *w, uint8_t *start)
 	memcpy(start, &len, 4);
 }
 
-/* HAPROXY-HELLO as HAProxy sends it (spop.md 3.1). engine_id may be NULL. */
+/* HAPROXY-HELLO as HAProxy sends it (docs/spop.md 3.1). engine_id may be NULL. */
 void encode_hello(struct writer *w, uint32_t max_frame, const char *caps,
 		  const char *engine_id, bool healthcheck)
 {
@@ -195,7 +195,7 @@ void encode_disconnect(struct writer *w, uint32_t status, const char *message)
 	frame_end(w, start);
 }
 
-/* NOTIFY carrying one message (spop.md 3.3). */
+/* NOTIFY carrying one message (docs/spop.md 3.3). */
 void encode_notify(struct writer *w, uint64_t sid, uint64_t fid, const char *message,
 		   const struct arg *args, unsigned nargs)
 {
@@ -350,7 +350,7 @@ static bool parse_disconnect(struct reader *r, struct disconnect *d)
 	return true;
 }
 
-/* Checks an AGENT-HELLO against spop.md 3.2 (as strictly as HAProxy 3.1+'s
+/* Checks an AGENT-HELLO against docs/spop.md 3.2 (as strictly as HAProxy 3.1+'s
  * health check). Returns NULL when valid, else the reason. */
 const char *parse_agent_hello(const uint8_t *frame, size_t len, uint32_t offered,
 			      struct agent_hello *h)
@@ -462,7 +462,7 @@ const char *parse_ack(const uint8_t *frame, size_t len, struct ack *a,
 	return NULL;
 }
 
-/* ---- self-test: the codec against spop.md's tables and examples ---- */
+/* ---- self-test: the codec against docs/spop.md's tables and examples ---- */
 
 static bool expect_bytes(const char *what, const uint8_t *got, size_t glen, const uint8_t *want,
 			 size_t wlen)
@@ -494,7 +494,7 @@ unsigned wire_self_test(void)
 		{ 4294967295u, 5, { 0xFF, 0xF0, 0xFE, 0xFE, 0x7E } },
 		{ UINT64_MAX, 10, { 0xFF, 0xF0, 0xFE, 0xFE, 0xFE, 0xFE, 0xFE, 0xFE, 0xFE, 0x0E } },
 	};
-	/* spop.md 3.1: the health-check HELLO, 82 bytes. */
+	/* docs/spop.md 3.1: the health-check HELLO, 82 bytes. */
 	static const uint8_t hello_check[] = {
 		0x00, 0x00, 0x00, 0x4e, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x12, 0x73, 0x75,
 		0x70, 0x70, 0x6f, 0x72, 0x74, 0x65, 0x64, 0x2d, 0x76, 0x65, 0x72, 0x73, 0x69, 0x6f,
@@ -503,7 +503,7 @@ unsigned wire_self_test(void)
 		0x61, 0x70, 0x61, 0x62, 0x69, 0x6c, 0x69, 0x74, 0x69, 0x65, 0x73, 0x08, 0x00, 0x0b,
 		0x68, 0x65, 0x61, 0x6c, 0x74, 0x68, 0x63, 0x68, 0x65, 0x63, 0x6b, 0x11,
 	};
-	/* spop.md 3.2: AGENT-HELLO, 68 bytes. */
+	/* docs/spop.md 3.2: AGENT-HELLO, 68 bytes. */
 	static const uint8_t agent_hello[] = {
 		0x00, 0x00, 0x00, 0x40, 0x65, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x07, 0x76, 0x65,
 		0x72, 0x73, 0x69, 0x6f, 0x6e, 0x08, 0x03, 0x32, 0x2e, 0x30, 0x0e, 0x6d, 0x61, 0x78,
@@ -511,14 +511,14 @@ unsigned wire_self_test(void)
 		0x06, 0x0c, 0x63, 0x61, 0x70, 0x61, 0x62, 0x69, 0x6c, 0x69, 0x74, 0x69, 0x65, 0x73,
 		0x08, 0x0a, 0x70, 0x69, 0x70, 0x65, 0x6c, 0x69, 0x6e, 0x69, 0x6e, 0x67,
 	};
-	/* spop.md 3.3: NOTIFY of message "route", sid 5, fid 1. */
+	/* docs/spop.md 3.3: NOTIFY of message "route", sid 5, fid 1. */
 	static const uint8_t notify[] = {
 		0x00, 0x00, 0x00, 0x2e, 0x03, 0x00, 0x00, 0x00, 0x01, 0x05, 0x01, 0x05, 0x72, 0x6f,
 		0x75, 0x74, 0x65, 0x03, 0x06, 0x6d, 0x65, 0x74, 0x68, 0x6f, 0x64, 0x08, 0x03, 0x47,
 		0x45, 0x54, 0x04, 0x70, 0x61, 0x74, 0x68, 0x08, 0x04, 0x2f, 0x66, 0x6f, 0x6f, 0x03,
 		0x73, 0x72, 0x63, 0x06, 0xc0, 0x00, 0x02, 0x0a,
 	};
-	/* spop.md 3.4: ACK setting backend "be_app" and path "/bar". */
+	/* docs/spop.md 3.4: ACK setting backend "be_app" and path "/bar". */
 	static const uint8_t ack[] = {
 		0x00, 0x00, 0x00, 0x28, 0x67, 0x00, 0x00, 0x00, 0x01, 0x05, 0x01, 0x01, 0x03, 0x02,
 		0x07, 0x62, 0x61, 0x63, 0x6b, 0x65, 0x6e, 0x64, 0x08, 0x06, 0x62, 0x65, 0x5f, 0x61,
@@ -526,7 +526,7 @@ unsigned wire_self_test(void)
 		0x61, 0x72,
 	};
 	static const uint8_t empty_ack[] = { 0x00, 0x00, 0x00, 0x07, 0x67, 0x00, 0x00, 0x00, 0x01, 0x05, 0x01 };
-	/* spop.md 3.5: AGENT-DISCONNECT {0, "normal"}. */
+	/* docs/spop.md 3.5: AGENT-DISCONNECT {0, "normal"}. */
 	static const uint8_t bye[] = {
 		0x00, 0x00, 0x00, 0x25, 0x66, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x0b, 0x73, 0x74,
 		0x61, 0x74, 0x75, 0x73, 0x2d, 0x63, 0x6f, 0x64, 0x65, 0x03, 0x00, 0x07, 0x6d, 0x65,

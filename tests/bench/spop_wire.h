@@ -1,4 +1,4 @@
-/* spop_wire: the SPOP codec of spop-load, written from ../shared/docs/spop.md
+/* spop_wire: the SPOP codec of spop-load, written from docs/spop.md
  * alone (it shares no code with the agent). Encoders write through a bounded
  * writer; parsers take one complete frame (without its 4-byte length) and
  * return NULL when it is acceptable, else the reason. No I/O, no allocation. */
@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Protocol constants (spop.md 1.2, 2.2, 3.5). */
+/* Protocol constants (docs/spop.md 1.2, 2.2, 3.5). */
 enum frame_type {
 	FT_HAPROXY_HELLO = 1,
 	FT_HAPROXY_DISCONNECT = 2,
@@ -54,7 +54,7 @@ struct arg {
 	struct value value;
 };
 
-/* Frames HAProxy sends (spop.md 3.1, 3.3, 3.5). engine_id may be NULL. On
+/* Frames HAProxy sends (docs/spop.md 3.1, 3.3, 3.5). engine_id may be NULL. On
  * overflow the writer is marked full and the output is void. */
 void encode_hello(struct writer *w, uint32_t max_frame, const char *caps,
 		  const char *engine_id, bool healthcheck);
@@ -82,7 +82,7 @@ const char *parse_agent_hello(const uint8_t *frame, size_t len, uint32_t offered
 /* What one ACK said, as far as the report cares. */
 struct ack {
 	uint64_t sid, fid;
-	bool phase;             /* txn.phase was set (design.md: always) */
+	bool phase;             /* txn.phase was set (docs/contracts.md: always) */
 	bool proc_phase;        /* proc.phase was set (always) */
 	const uint8_t *backend; /* txn.backend, or NULL */
 	size_t backend_len;
@@ -96,7 +96,7 @@ const char *parse_ack(const uint8_t *frame, size_t len, struct ack *a,
 /* s[0..len) equals the C string lit. */
 bool bytes_are(const uint8_t *s, size_t len, const char *lit);
 
-/* Checks the codec against spop.md's varint table and example frames; prints
+/* Checks the codec against docs/spop.md's varint table and example frames; prints
  * what fails and a summary line; returns the number of failed checks. */
 unsigned wire_self_test(void);
 

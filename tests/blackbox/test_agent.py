@@ -1,9 +1,9 @@
 """Black-box tests of cutover-spoa: the real binary, real sockets, an independent client.
 
-The selftest_* cases check spop_client against every byte example of spop.md;
+The selftest_* cases check spop_client against every byte example of docs/spop.md;
 the others start the agent (harness.Agent) on conf/cutover.yaml, copied with its
 `phase:` line set, and speak SPOP to it. Expected routing comes from the table of
-design.md, never from the agent. After every bad-input case the agent must still
+docs/contracts.md, never from the agent. After every bad-input case the agent must still
 be alive and serve a fresh connection; at stop, any sanitizer report fails the case.
 """
 import contextlib
@@ -26,7 +26,7 @@ import spop_client as spop  # noqa: E402
 from harness import case  # noqa: E402
 
 T = 15.0 if harness.sanitized() else 5.0  # bound of every read, never an assertion
-# CUTOVER_PLAN: another plan with the sample plan's routing (design.md's table).
+# CUTOVER_PLAN: another plan with the sample plan's routing (docs/contracts.md).
 PLAN = os.environ.get("CUTOVER_PLAN",
                       os.path.join(harness.ROOT, "conf", "cutover.yaml"))
 THREADS = 2
@@ -232,7 +232,7 @@ def notify_of_size(size, sid=1, fid=1):
     raise AssertionError("cannot build a NOTIFY of %d bytes" % size)
 
 
-# --------------------------------------------------- client self-tests (spop.md)
+# --------------------------------------------------- client self-tests (docs/spop.md)
 
 VARINTS = [(0, "00"), (1, "01"), (127, "7F"), (128, "80"), (239, "EF"), (240, "F0 00"),
            (255, "FF 00"), (256, "F0 01"), (300, "FC 03"), (2287, "FF 7F"),
@@ -250,7 +250,7 @@ def selftest_varint_table():
         assert spop.decode_varint(b + b"\x99") == (v, len(b)), "decode %s" % hx
         for cut in range(len(b)):
             with_raises(spop.Incomplete, spop.decode_varint, b[:cut])
-    # Range boundaries of spop.md 2.1: lengths 1..5 bytes.
+    # Range boundaries of docs/spop.md 2.1: lengths 1..5 bytes.
     for top, nbytes in ((239, 1), (2287, 2), (264431, 3), (33818863, 4), (4328786159, 5)):
         assert len(spop.encode_varint(top)) == nbytes
         assert len(spop.encode_varint(top + 1)) == nbytes + 1
@@ -359,7 +359,7 @@ def selftest_ack_example():
     empty = h("00 00 00 07 67 00 00 00 01 05 01")
     assert spop.ack(5, 1, []) == empty
     assert spop.parse_ack(spop.split_frames(empty)[0][0][1]) == {}
-    # spop.md 6.2: `01 03 02 "backend" 08 "app"` and `01 03 02 "path" 08 "/v2/foo"`.
+    # docs/spop.md 6.2: `01 03 02 "backend" 08 "app"` and `01 03 02 "path" 08 "/v2/foo"`.
     assert spop.encode_actions(
         [spop.Action(spop.SET_VAR, spop.SCOPE_TXN, "backend", spop.string("app"))]) == \
         h("01 03 02 07") + b"backend" + h("08 03") + b"app"
@@ -697,7 +697,7 @@ def abrupt_close_mid_frame():
 
 # ------------------------------------------------------------------ pipelining
 
-REQUESTS = [  # (method, path, expected decision in phase 1, from design.md)
+REQUESTS = [  # (method, path, expected decision in phase 1, from docs/contracts.md)
     ("GET", "/query/api/squids/42", dict(backend="old_query", routed=True)),
     ("PUT", "/command/api/squids/42", dict(backend="old_command", routed=True)),
     ("GET", "/query/api/seafoods/7", dict(status=404)),
@@ -1063,7 +1063,7 @@ def ack_contract_phase1():
 
 
 def design_expectation(phase, method, path):
-    """Expected decision for phase, from design.md's table (not from the agent)."""
+    """Expected decision for phase, from docs/contracts.md's table (not from the agent)."""
     m = re.match(r"^/(query|command)/api/(squids|seafoods)((?:/.*)?)$", path)
     side = re.match(r"^/(query|command)/", path)
     if m:

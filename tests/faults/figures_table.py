@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Turns the FIGURES lines of a faults run into docs/reliability.md's table.
 
-  CUTOVER_FAULTS_FIGURES=run.jsonl python3 tests/faults/test_faults.py
+  CUTOVER_FAULTS_FIGURES=run.jsonl /usr/bin/python3 -m pytest tests/faults
   python3 tests/faults/figures_table.py run.jsonl
 """
 import json

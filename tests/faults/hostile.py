@@ -37,7 +37,7 @@ def _notify_ok(sid=1, fid=1):
 # (name, bytes sent after connecting, whether a valid HELLO goes first,
 #  the right answer: a set of SPOP statuses; None = any non-zero status or a
 #  close; "ignored" = the frame is skipped and the next NOTIFY is ACKed, as
-#  spop.md 7.6 says of unknown types with valid ids; "close" = the client
+#  docs/spop.md 7.6 says of unknown types with valid ids; "close" = the client
 #  closes mid-frame)
 MALFORMED = [
     ("oversized frame", struct.pack(">I", 1 << 20) + b"\x03" * 64, True, {3}),

@@ -14,7 +14,7 @@ import struct
 import time
 from collections import namedtuple
 
-# Frame types (spop.md 1.2)
+# Frame types (docs/spop.md 1.2)
 UNSET = 0
 HAPROXY_HELLO = 1
 HAPROXY_DISCONNECT = 2
@@ -26,19 +26,19 @@ ACK = 103
 FIN = 0x00000001
 ABORT = 0x00000002
 
-# Typed data (spop.md 2.2): the type is the low nibble, flags the high one.
+# Typed data (docs/spop.md 2.2): the type is the low nibble, flags the high one.
 (T_NULL, T_BOOL, T_INT32, T_UINT32, T_INT64, T_UINT64, T_IPV4, T_IPV6, T_STRING,
  T_BINARY) = range(10)
 TYPE_NAMES = ("NULL", "BOOL", "INT32", "UINT32", "INT64", "UINT64", "IPV4", "IPV6",
               "STRING", "BINARY")
 BOOL_TRUE_FLAG = 0x10
 
-# Action types and variable scopes (spop.md 2.4)
+# Action types and variable scopes (docs/spop.md 2.4)
 SET_VAR = 1
 UNSET_VAR = 2
 SCOPE_PROC, SCOPE_SESS, SCOPE_TXN, SCOPE_REQ, SCOPE_RES = range(5)
 
-# DISCONNECT status codes (spop.md 3.5)
+# DISCONNECT status codes (docs/spop.md 3.5)
 ST_NORMAL = 0
 ST_IO = 1
 ST_TIMEOUT = 2
@@ -407,7 +407,7 @@ def hello(versions="2.0", max_frame_size=16380, capabilities="pipelining,async",
 
 
 def healthcheck_hello():
-    """The exact `option spop-check` HELLO of spop.md 3.1."""
+    """The exact `option spop-check` HELLO of docs/spop.md 3.1."""
     return encode_frame(HAPROXY_HELLO, encode_kv([
         ("supported-versions", "2.0"), ("max-frame-size", uint32(16380)),
         ("capabilities", ""), ("healthcheck", True)]))

@@ -1,4 +1,4 @@
-/* Check tests for frame.c: the example frames of spop.md byte for byte, every
+/* Check tests for frame.c: the example frames of docs/spop.md byte for byte, every
  * truncation point, and corrupted frames. Inputs end at a guard page. */
 #include <check.h>
 #include <stdio.h>
@@ -15,7 +15,7 @@ struct example {
 
 #define BYTES(s) (const uint8_t *)(s), sizeof(s) - 1
 
-/* spop.md 3.1: HAProxy's option spop-check HELLO (82 bytes). */
+/* docs/spop.md 3.1: HAProxy's option spop-check HELLO (82 bytes). */
 static const char hc_hello[] =
 	"\x00\x00\x00\x4e\x01\x00\x00\x00\x01\x00\x00"
 	"\x12" "supported-versions" "\x08\x03" "2.0"
@@ -23,7 +23,7 @@ static const char hc_hello[] =
 	"\x0c" "capabilities" "\x08\x00"
 	"\x0b" "healthcheck" "\x11";
 
-/* A 2.6 HELLO with default options and an engine-id (not from spop.md: the
+/* A 2.6 HELLO with default options and an engine-id (not from docs/spop.md: the
  * same keys in HAProxy's order). */
 static const char ha_hello[] =
 	"\x00\x00\x00\x81\x01\x00\x00\x00\x01\x00\x00"
@@ -32,14 +32,14 @@ static const char ha_hello[] =
 	"\x0c" "capabilities" "\x08\x10" "pipelining,async"
 	"\x09" "engine-id" "\x08\x24" "7b4e1f6a-4b6c-4a44-9c1e-0c8f9a7d2e11";
 
-/* spop.md 3.2: AGENT-HELLO, version 2.0, 16380, pipelining (68 bytes). */
+/* docs/spop.md 3.2: AGENT-HELLO, version 2.0, 16380, pipelining (68 bytes). */
 static const char agent_hello[] =
 	"\x00\x00\x00\x40\x65\x00\x00\x00\x01\x00\x00"
 	"\x07" "version" "\x08\x03" "2.0"
 	"\x0e" "max-frame-size" "\x03\xfc\xf0\x06"
 	"\x0c" "capabilities" "\x08\x0a" "pipelining";
 
-/* spop.md 3.3: NOTIFY, message route(method GET, path /foo, src 192.0.2.10). */
+/* docs/spop.md 3.3: NOTIFY, message route(method GET, path /foo, src 192.0.2.10). */
 static const char notify[] =
 	"\x00\x00\x00\x2e\x03\x00\x00\x00\x01\x05\x01"
 	"\x05" "route" "\x03"
@@ -47,7 +47,7 @@ static const char notify[] =
 	"\x04" "path" "\x08\x04" "/foo"
 	"\x03" "src" "\x06\xc0\x00\x02\x0a";
 
-/* spop.md 3.4: ACK setting txn backend=be_app and path=/bar. */
+/* docs/spop.md 3.4: ACK setting txn backend=be_app and path=/bar. */
 static const char ack[] =
 	"\x00\x00\x00\x28\x67\x00\x00\x00\x01\x05\x01"
 	"\x01\x03\x02\x07" "backend" "\x08\x06" "be_app"
@@ -55,7 +55,7 @@ static const char ack[] =
 
 static const char empty_ack[] = "\x00\x00\x00\x07\x67\x00\x00\x00\x01\x05\x01";
 
-/* spop.md 3.5: AGENT-DISCONNECT {0, "normal"}. */
+/* docs/spop.md 3.5: AGENT-DISCONNECT {0, "normal"}. */
 static const char agent_disconnect[] =
 	"\x00\x00\x00\x25\x66\x00\x00\x00\x01\x00\x00"
 	"\x0b" "status-code" "\x03\x00"

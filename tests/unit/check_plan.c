@@ -167,7 +167,7 @@ START_TEST(check_summary)
 }
 END_TEST
 
-/* --explain --all-phases: design.md's row for /query/api/squids, one line
+/* --explain --all-phases: docs/contracts.md's row for /query/api/squids, one line
  * per phase, the current one starred. */
 START_TEST(explain_all_phases)
 {

@@ -1,8 +1,8 @@
 /* Check tests for the router (router.c) against the sample plan: every cell
- * of design.md's routing table, in every phase, for every path family, for
+ * of docs/contracts.md's routing table, in every phase, for every path family, for
  * reads and writes; then hostile paths, specificity, methods, hosts, and
  * the rewrite's refusals. The expected table below is written from
- * design.md, not from conf/cutover.yaml. Runs from the source root. */
+ * docs/contracts.md, not from conf/cutover.yaml. Runs from the source root. */
 #include <check.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -31,7 +31,7 @@ static void free_sample(void)
 	sample = NULL;
 }
 
-/* ---- design.md's table ---- */
+/* ---- docs/contracts.md's table ---- */
 
 enum family { SQUIDS_QUERY, SQUIDS_COMMAND, SEAFOODS_QUERY, SEAFOODS_COMMAND,
 	      OTHER_QUERY, OTHER_COMMAND, OUTSIDE, NFAMILIES };
@@ -46,7 +46,7 @@ static const char *const family_route[NFAMILIES] = {
 	"query", "command", NULL,
 };
 
-/* What a request of family f must get in phase p (1-12), per design.md. */
+/* What a request of family f must get in phase p (1-12), per docs/contracts.md. */
 struct expect {
 	const char *backend;
 	unsigned status;

@@ -1,4 +1,4 @@
-/* Check tests for spop.c: varints (the table of spop.md), typed data, KV items.
+/* Check tests for spop.c: varints (the table of docs/spop.md), typed data, KV items.
  * Inputs end at a guard page, so any over-read faults. */
 #include <check.h>
 #include <stdlib.h>
@@ -12,7 +12,7 @@ struct varint_case {
 	uint8_t bytes[SPOP_VARINT_MAX];
 };
 
-/* spop.md section 2.1, worked examples. */
+/* docs/spop.md section 2.1, worked examples. */
 static const struct varint_case varints[] = {
 	{ 0, 1, { 0x00 } },
 	{ 1, 1, { 0x01 } },
@@ -136,7 +136,7 @@ struct data_case {
 	uint8_t bytes[24];
 };
 
-/* One encoding of every type, spop.md section 2.2. */
+/* One encoding of every type, docs/spop.md section 2.2. */
 static const struct data_case datas[] = {
 	{ "null", 1, { 0x00 } },
 	{ "false", 1, { 0x01 } },

@@ -12,7 +12,7 @@ drift of a shared, noisy machine spreads over all of them:
      count per decision under callgrind when valgrind is there.
 
 Figures are reported, never judged: the "target" column compares them with
-issue 6's targets for the reader. Exit 0 with a table, 1 when something could
+the project's targets for the reader. Exit 0 with a table, 1 when something could
 not be measured (a process failed, or native and cutover routed differently).
 """
 import argparse
@@ -471,7 +471,7 @@ def report(b):
     out("| 1000/4 | %s | %s | %s |" % (fmt(med(thr), 3), fmt(med(cost), 3),
                                         "%.3f" % ins_ratio if ins_ratio else "n/a"))
     out("")
-    out("## Against issue 6's targets")
+    out("## Against the targets")
     out("")
     out("| target | figure | |")
     out("|---|---|---|")
