@@ -50,18 +50,3 @@ def start_system():
     for s in reversed(started):
         s.stop(check=False)
 
-
-@pytest.fixture
-def procs():
-    """procs(argv, name, **kw) -> a harness.Proc, stopped at teardown."""
-    started = []
-
-    def start(argv, name, **kw):
-        p = harness.Proc(argv, name, **kw)
-        started.append(p)
-        return p
-
-    yield start
-    for p in reversed(started):
-        if p.alive():
-            p.stop()
