@@ -72,22 +72,22 @@ def haproxy_env(http_port, agents, apps, stats_socket, start_phase):
 
 
 class Haproxy(harness.Proc):
-    """HAProxy in the foreground (-db) on a config checked with -c first:
+    """HAProxy in the foreground (-db) on haproxy.cfg with env (haproxy_env's
+    variables), the config checked with -c first:
     its stdout (log target "stdout") is the access log (log_path), stderr
     its own notices. Ready once it listens on HTTP and has its stats
     socket (it may listen a moment before the socket exists)."""
 
-    def __init__(self, env, workdir, cfg=HAPROXY_CFG, name="haproxy"):
+    def __init__(self, env, workdir, name="haproxy"):
         binary = os.environ.get("HAPROXY", "haproxy")
         e = dict(os.environ, **env)
-        check = subprocess.run([binary, "-c", "-f", cfg], env=e, capture_output=True,
+        check = subprocess.run([binary, "-c", "-f", HAPROXY_CFG], env=e, capture_output=True,
                                text=True, cwd=ROOT)
         assert check.returncode == 0, "haproxy -c: %s%s" % (check.stdout, check.stderr)
-        super().__init__([binary, "-db", "-f", cfg], name, env=env, workdir=workdir,
+        super().__init__([binary, "-db", "-f", HAPROXY_CFG], name, env=env, workdir=workdir,
                          stderr_name=name + "-notices", cwd=ROOT)
         self.stats_socket = env.get("CUTOVER_STATS_SOCKET")
-        self.http_port = int(env.get("CUTOVER_HTTP_BIND", env.get("BENCH_HTTP_BIND", ":0"))
-                             .rsplit(":", 1)[1])
+        self.http_port = int(env["CUTOVER_HTTP_BIND"].rsplit(":", 1)[1])
         harness.wait_port("127.0.0.1", self.http_port, proc=self.proc)
         deadline = time.monotonic() + 10
         while self.stats_socket and not os.path.exists(self.stats_socket):
@@ -227,9 +227,8 @@ class System:
         out = []
         for a in self.agents:
             try:
-                body = http_once.request(a.metrics_port, "GET", "/metrics", timeout=2).text()
-                m = plan_phase_metric(body)
-                out.append(m)
+                page = http_once.request(a.metrics_port, "GET", "/metrics", timeout=2).text()
+                out.append(phase_metric(page))
             except OSError:
                 out.append(None)
         return out
@@ -343,7 +342,7 @@ class System:
             pass
 
 
-def plan_phase_metric(page):
+def phase_metric(page):
     """cutover_phase from a /metrics page, or None."""
     for line in page.splitlines():
         if line.startswith("cutover_phase ") or line.startswith("cutover_phase{"):
