@@ -12,12 +12,13 @@ kinds that must always be rejected (MUST_REJECT).
 import random
 import re
 
+import plan_phase
+
 MUST_REJECT = ("empty file", "binary garbage", "10 MiB file", "file deleted",
                "phase out of the plan")
 
 _KEY_LINE = re.compile(r"^(\s*)(-\s+)?([A-Za-z_][A-Za-z0-9_-]*):(\s+)(\S.*)$")
 _BLOCK_KEY = re.compile(r"^(\s*)(-\s+)?([A-Za-z_][A-Za-z0-9_-]*):\s*(#.*)?$")
-_PHASE_LINE = re.compile(r"^phase:\s*\S", re.M)
 
 
 def _lines(text):
@@ -110,7 +111,7 @@ def dangling_backends(text, backends):
 
 def duplicates(text):
     """The `phase:` line repeated; the whole file repeated (duplicate keys)."""
-    m = _PHASE_LINE.search(text)
+    m = plan_phase.LINE.search(text)
     if m:
         end = text.index("\n", m.start()) + 1
         yield ("duplicate key", "phase: twice", text[:end] + text[m.start():end] + text[end:])
@@ -120,7 +121,7 @@ def duplicates(text):
 def phase_out_of_plan(text):
     for value in ("99", "0", "-1", "no-such-phase", "1.5", "[4]"):
         yield ("phase out of the plan", "phase: %s" % value,
-               _PHASE_LINE.sub("phase: %s" % value, text, count=1))
+               plan_phase.set_phase(text, value))
 
 
 def syntax(text):
