@@ -2,8 +2,9 @@
 
 Puts tests/lib (process helpers, the SPOP client, the sample plan's
 routing table, the system bring-up) and scripts/lib (the plan's phase
-line, the HTTP one-shot) on the import path, and gives fixtures for the
-things a case starts, each stopped at teardown whatever the case did.
+line, the HTTP one-shot) on the import path, and gives the start_system
+fixture: whole systems a case starts, stopped at teardown whatever the
+case did.
 
 Per-test timeouts come from pytest-timeout (Debian's python3-pytest-timeout):
 tests/pytest.ini sets the default, a case that needs longer says so with
