@@ -21,6 +21,9 @@
 #ifndef CUTOVER_VERSION
 #define CUTOVER_VERSION "unknown"
 #endif
+#ifndef CUTOVER_DESCRIBE /* git describe --always --dirty, or the version */
+#define CUTOVER_DESCRIBE CUTOVER_VERSION
+#endif
 
 #define DEFAULT_LISTEN "127.0.0.1:12345"
 #define DEFAULT_MAX_CONNECTIONS 4096
@@ -29,7 +32,7 @@
 static const char usage_text[] =
 	"usage: cutover-spoa --config FILE [--listen ADDR:PORT] [--threads N]\n"
 	"                    [--log-level error|warn|info|debug] [--metrics ADDR:PORT]\n"
-	"                    [--max-connections N]\n"
+	"                    [--max-connections N] [--log-format logfmt|json]\n"
 	"       cutover-spoa --check FILE\n"
 	"       cutover-spoa --explain FILE METHOD PATH [--phase NUMBER|NAME] [--all-phases]\n"
 	"       cutover-spoa --help | --version\n"
@@ -39,6 +42,7 @@ static const char usage_text[] =
 	"  --listen ADDR:PORT     SPOP address, default " DEFAULT_LISTEN " ([::1]:PORT for IPv6)\n"
 	"  --threads N            worker threads, default: online CPUs\n"
 	"  --log-level LEVEL      error, warn, info (default) or debug; logs go to stderr\n"
+	"  --log-format FORMAT    logfmt (default) or json, one event per line\n"
 	"  --metrics ADDR:PORT    serve Prometheus text at GET /metrics\n"
 	"  --max-connections N    open HAProxy connections at most, default 4096\n"
 	"  --check FILE           validate a plan and print a summary\n"
@@ -57,6 +61,7 @@ struct options {
 	unsigned threads;
 	unsigned max_connections;
 	enum log_level level;
+	enum log_format log_format;
 };
 
 /* "ADDR:PORT" or "[ADDR]:PORT" into a socket address. */
@@ -123,12 +128,14 @@ static bool parse_count(const char *text, unsigned min, unsigned max, unsigned *
 /* Returns -1 to go on, or the exit status. */
 static int parse_options(int argc, char **argv, struct options *o)
 {
-	enum { OPT_PHASE = 256, OPT_ALL_PHASES, OPT_MAX_CONNS, OPT_METRICS, OPT_LOG_LEVEL };
+	enum { OPT_PHASE = 256, OPT_ALL_PHASES, OPT_MAX_CONNS, OPT_METRICS, OPT_LOG_LEVEL,
+	       OPT_LOG_FORMAT };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+		{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
 		{ "metrics", required_argument, NULL, OPT_METRICS },
 		{ "max-connections", required_argument, NULL, OPT_MAX_CONNS },
 		{ "check", required_argument, NULL, 'C' },
@@ -170,11 +177,20 @@ static int parse_options(int argc, char **argv, struct options *o)
 				return 2;
 			}
 			break;
+		case OPT_LOG_FORMAT:
+			if (!log_parse_format(optarg, &o->log_format)) {
+				fprintf(stderr, "cutover-spoa: --log-format: logfmt or json\n");
+				return 2;
+			}
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return 0;
 		case 'V':
-			printf("cutover-spoa %s\n", CUTOVER_VERSION);
+			if (strcmp(CUTOVER_DESCRIBE, CUTOVER_VERSION) == 0)
+				printf("cutover-spoa %s\n", CUTOVER_VERSION);
+			else
+				printf("cutover-spoa %s (%s)\n", CUTOVER_VERSION, CUTOVER_DESCRIBE);
 			return 0;
 		default:
 			fputs(usage_text, stderr);
@@ -290,9 +306,10 @@ static int serve(const struct options *o)
 		metrics_free_all();
 		return 1;
 	}
-	log_info("cutover-spoa %s: listening on %s with %u threads, plan %s, phase %u (%s)",
-		 CUTOVER_VERSION, o->listen ? o->listen : DEFAULT_LISTEN, o->threads, o->config,
-		 phase, phase_name ? phase_name : "?");
+	log_event(LOGL_INFO, "start", LOG_STR("version", CUTOVER_DESCRIBE),
+		  LOG_STR("listen", o->listen ? o->listen : DEFAULT_LISTEN),
+		  LOG_UINT("threads", o->threads), LOG_STR("plan", o->config),
+		  LOG_UINT("phase", phase), LOG_STR("phase_name", phase_name ? phase_name : "?"));
 	if (o->metrics)
 		log_info("metrics on http://%s/metrics", o->metrics);
 
@@ -323,5 +340,6 @@ int main(int argc, char **argv)
 		return explain_request(o.explain, argv[optind], argv[optind + 1], o.phase,
 				       o.all_phases, stdout, stderr);
 	log_set_level(o.level);
+	log_set_format(o.log_format);
 	return serve(&o);
 }

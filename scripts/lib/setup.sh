@@ -29,6 +29,6 @@ cutover_setup_packages() {
 cutover_build() {
 	local dir=$1
 	shift
-	cmake -S "$CUTOVER_ROOT" -B "$CUTOVER_ROOT/$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null &&
+	cmake -S "$CUTOVER_ROOT" -B "$CUTOVER_ROOT/$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCUTOVER_WERROR=ON "$@" >/dev/null &&
 		cmake --build "$CUTOVER_ROOT/$dir" -j "$(nproc)" -- --no-print-directory >/dev/null
 }
