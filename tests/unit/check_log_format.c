@@ -82,11 +82,11 @@ END_TEST
 START_TEST(utf8_kept_and_invalid_bytes_replaced)
 {
 	/* é (2 bytes), € (3), 😀 (4); then a lone continuation byte, a cut
-	 * sequence, an overlong '/', a surrogate. */
+	 * sequence, an overlong '/' (2 and 3 bytes), a surrogate. */
 	const struct log_field f[] = { STR("ok", "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"),
-				       STR("bad", "\x80|\xe2\x82|\xc0\xaf|\xed\xa0\x80") };
+				       STR("bad", "\x80|\xe2\x82|\xc0\xaf|\xed\xa0\x80|\xe0\x80\xaf") };
 	const char *want_bad = "\xef\xbf\xbd|\xef\xbf\xbd\xef\xbf\xbd|\xef\xbf\xbd\xef\xbf\xbd|"
-			       "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd";
+			       "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd|\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd";
 	char want[256];
 
 	snprintf(want, sizeof(want),
