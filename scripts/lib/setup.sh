@@ -4,7 +4,8 @@
 #   cutover_build DIR [cmake args...]   configure and build into DIR
 
 CUTOVER_PACKAGES="build-essential cmake pkg-config libev-dev libyaml-dev check
-haproxy clang libclang-rt-dev wrk curl python3 valgrind"
+haproxy clang libclang-rt-dev wrk curl python3 valgrind
+debhelper lintian systemd man-db"
 
 cutover_setup_packages() {
 	local missing="" p
