@@ -31,8 +31,9 @@
 
 static const char usage_text[] =
 	"usage: cutover-spoa --config FILE [--listen ADDR:PORT] [--threads N]\n"
+	"                    [--log-format logfmt|json]\n"
 	"                    [--log-level error|warn|info|debug] [--metrics ADDR:PORT]\n"
-	"                    [--max-connections N] [--log-format logfmt|json]\n"
+	"                    [--max-connections N]\n"
 	"       cutover-spoa --check FILE\n"
 	"       cutover-spoa --explain FILE METHOD PATH [--phase NUMBER|NAME] [--all-phases]\n"
 	"       cutover-spoa --help | --version\n"
@@ -41,8 +42,8 @@ static const char usage_text[] =
 	"  --config FILE          the plan (YAML); reloaded when it changes and on SIGHUP\n"
 	"  --listen ADDR:PORT     SPOP address, default " DEFAULT_LISTEN " ([::1]:PORT for IPv6)\n"
 	"  --threads N            worker threads, default: online CPUs\n"
-	"  --log-level LEVEL      error, warn, info (default) or debug; logs go to stderr\n"
 	"  --log-format FORMAT    logfmt (default) or json, one event per line\n"
+	"  --log-level LEVEL      error, warn, info (default) or debug; logs go to stderr\n"
 	"  --metrics ADDR:PORT    serve Prometheus text at GET /metrics\n"
 	"  --max-connections N    open HAProxy connections at most, default 4096\n"
 	"  --check FILE           validate a plan and print a summary\n"
@@ -128,14 +129,13 @@ static bool parse_count(const char *text, unsigned min, unsigned max, unsigned *
 /* Returns -1 to go on, or the exit status. */
 static int parse_options(int argc, char **argv, struct options *o)
 {
-	enum { OPT_PHASE = 256, OPT_ALL_PHASES, OPT_MAX_CONNS, OPT_METRICS, OPT_LOG_LEVEL,
-	       OPT_LOG_FORMAT };
+	enum { OPT_PHASE = 256, OPT_ALL_PHASES, OPT_MAX_CONNS, OPT_METRICS, OPT_LOG_LEVEL };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
-		{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
+		{ "log-format", required_argument, NULL, 'F' },
 		{ "metrics", required_argument, NULL, OPT_METRICS },
 		{ "max-connections", required_argument, NULL, OPT_MAX_CONNS },
 		{ "check", required_argument, NULL, 'C' },
@@ -177,7 +177,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 				return 2;
 			}
 			break;
-		case OPT_LOG_FORMAT:
+		case 'F':
 			if (!log_parse_format(optarg, &o->log_format)) {
 				fprintf(stderr, "cutover-spoa: --log-format: logfmt or json\n");
 				return 2;
@@ -306,10 +306,9 @@ static int serve(const struct options *o)
 		metrics_free_all();
 		return 1;
 	}
-	log_event(LOGL_INFO, "start", LOG_STR("version", CUTOVER_DESCRIBE),
-		  LOG_STR("listen", o->listen ? o->listen : DEFAULT_LISTEN),
-		  LOG_UINT("threads", o->threads), LOG_STR("plan", o->config),
-		  LOG_UINT("phase", phase), LOG_STR("phase_name", phase_name ? phase_name : "?"));
+	log_info("cutover-spoa %s: listening on %s with %u threads, plan %s, phase %u (%s)",
+		 CUTOVER_VERSION, o->listen ? o->listen : DEFAULT_LISTEN, o->threads, o->config,
+		 phase, phase_name ? phase_name : "?");
 	if (o->metrics)
 		log_info("metrics on http://%s/metrics", o->metrics);
 
