@@ -7,7 +7,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#define LINE_MAX_BYTES 4096
+
 static _Atomic int current_level = LOGL_INFO;
+static _Atomic int current_format = LOG_FORMAT_LOGFMT;
 
 static const char *const level_names[] = {
 	[LOGL_ERROR] = "error",
@@ -27,9 +30,25 @@ bool log_parse_level(const char *name, enum log_level *out)
 	return false;
 }
 
+bool log_parse_format(const char *name, enum log_format *out)
+{
+	if (strcmp(name, "logfmt") == 0)
+		*out = LOG_FORMAT_LOGFMT;
+	else if (strcmp(name, "json") == 0)
+		*out = LOG_FORMAT_JSON;
+	else
+		return false;
+	return true;
+}
+
 void log_set_level(enum log_level level)
 {
 	atomic_store_explicit(&current_level, (int)level, memory_order_relaxed);
+}
+
+void log_set_format(enum log_format format)
+{
+	atomic_store_explicit(&current_format, (int)format, memory_order_relaxed);
 }
 
 bool log_enabled(enum log_level level)
@@ -37,30 +56,41 @@ bool log_enabled(enum log_level level)
 	return (int)level <= atomic_load_explicit(&current_level, memory_order_relaxed);
 }
 
-void log_msg(enum log_level level, const char *fmt, ...)
+static void emit(enum log_level level, const char *event, const char *msg,
+		 const struct log_field *fields, size_t nfields)
 {
-	if (!log_enabled(level))
-		return;
-
-	char line[2048];
+	char line[LINE_MAX_BYTES];
 	struct timespec ts;
-	struct tm tm;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
-			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-			 tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, level_names[level]);
 
-	va_list ap;
-	va_start(ap, fmt);
-	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-	va_end(ap);
-	size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-	if (len > sizeof(line) - 2)
-		len = sizeof(line) - 2; /* truncated: keep the newline */
-	line[len++] = '\n';
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct log_record r = {
+		.sec = ts.tv_sec, .msec = ts.tv_nsec / 1000000, .level = level_names[level],
+		.event = event, .msg = msg, .fields = fields, .nfields = nfields,
+	};
+	enum log_format format = atomic_load_explicit(&current_format, memory_order_relaxed);
+	size_t len = log_format_line(format, &r, line, sizeof(line));
 
 	/* One write per line, so lines of different threads never interleave. */
 	ssize_t w = write(STDERR_FILENO, line, len);
 	(void)w;
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+	char msg[LINE_MAX_BYTES];
+	va_list ap;
+
+	if (!log_enabled(level))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	emit(level, NULL, msg, NULL, 0);
+}
+
+void log_fields(enum log_level level, const char *event, const struct log_field *fields,
+		size_t nfields)
+{
+	if (log_enabled(level))
+		emit(level, event, NULL, fields, nfields);
 }

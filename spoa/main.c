@@ -21,6 +21,9 @@
 #ifndef CUTOVER_VERSION
 #define CUTOVER_VERSION "unknown"
 #endif
+#ifndef CUTOVER_DESCRIBE /* git describe --always --dirty, or the version */
+#define CUTOVER_DESCRIBE CUTOVER_VERSION
+#endif
 
 #define DEFAULT_LISTEN "127.0.0.1:12345"
 #define DEFAULT_MAX_CONNECTIONS 4096
@@ -28,6 +31,7 @@
 
 static const char usage_text[] =
 	"usage: cutover-spoa --config FILE [--listen ADDR:PORT] [--threads N]\n"
+	"                    [--log-format logfmt|json]\n"
 	"                    [--log-level error|warn|info|debug] [--metrics ADDR:PORT]\n"
 	"                    [--max-connections N]\n"
 	"       cutover-spoa --check FILE\n"
@@ -38,6 +42,7 @@ static const char usage_text[] =
 	"  --config FILE          the plan (YAML); reloaded when it changes and on SIGHUP\n"
 	"  --listen ADDR:PORT     SPOP address, default " DEFAULT_LISTEN " ([::1]:PORT for IPv6)\n"
 	"  --threads N            worker threads, default: online CPUs\n"
+	"  --log-format FORMAT    logfmt (default) or json, one event per line\n"
 	"  --log-level LEVEL      error, warn, info (default) or debug; logs go to stderr\n"
 	"  --metrics ADDR:PORT    serve Prometheus text at GET /metrics\n"
 	"  --max-connections N    open HAProxy connections at most, default 4096\n"
@@ -57,6 +62,7 @@ struct options {
 	unsigned threads;
 	unsigned max_connections;
 	enum log_level level;
+	enum log_format log_format;
 };
 
 /* "ADDR:PORT" or "[ADDR]:PORT" into a socket address. */
@@ -129,6 +135,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+		{ "log-format", required_argument, NULL, 'F' },
 		{ "metrics", required_argument, NULL, OPT_METRICS },
 		{ "max-connections", required_argument, NULL, OPT_MAX_CONNS },
 		{ "check", required_argument, NULL, 'C' },
@@ -170,11 +177,20 @@ static int parse_options(int argc, char **argv, struct options *o)
 				return 2;
 			}
 			break;
+		case 'F':
+			if (!log_parse_format(optarg, &o->log_format)) {
+				fprintf(stderr, "cutover-spoa: --log-format: logfmt or json\n");
+				return 2;
+			}
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return 0;
 		case 'V':
-			printf("cutover-spoa %s\n", CUTOVER_VERSION);
+			if (strcmp(CUTOVER_DESCRIBE, CUTOVER_VERSION) == 0)
+				printf("cutover-spoa %s\n", CUTOVER_VERSION);
+			else
+				printf("cutover-spoa %s (%s)\n", CUTOVER_VERSION, CUTOVER_DESCRIBE);
 			return 0;
 		default:
 			fputs(usage_text, stderr);
@@ -323,5 +339,6 @@ int main(int argc, char **argv)
 		return explain_request(o.explain, argv[optind], argv[optind + 1], o.phase,
 				       o.all_phases, stdout, stderr);
 	log_set_level(o.level);
+	log_set_format(o.log_format);
 	return serve(&o);
 }

@@ -108,9 +108,10 @@ static void reject_plan(const char *reason)
 	const struct plan *cur = runtime_acquire();
 	int phase = plan_current_phase(cur);
 
-	log_error("%s; keeping plan generation %" PRIu64 ", phase %u (%s)",
-		  reason, runtime_generation(), plan_phase_number(cur, phase),
-		  plan_phase_name(cur, phase));
+	log_event(LOGL_ERROR, "plan_rejected", LOG_STR("reason", reason),
+		  LOG_UINT("generation", runtime_generation()),
+		  LOG_UINT("phase", plan_phase_number(cur, phase)),
+		  LOG_STR("phase_name", plan_phase_name(cur, phase)));
 	runtime_release(cur);
 	atomic_fetch_add_explicit(&reloads_rejected, 1, memory_order_relaxed);
 }
@@ -127,12 +128,14 @@ static void apply_plan(const struct watcher *w, struct plan *next)
 
 	runtime_publish(next); /* prev stays alive: we hold a reference */
 	if (from_num != to_num || strcmp(from_name, to_name) != 0)
-		log_info("phase change: %u (%s) -> %u (%s) file=%s generation=%" PRIu64,
-			 from_num, from_name, to_num, to_name, w->path,
-			 runtime_generation());
+		log_event(LOGL_INFO, "phase_change", LOG_UINT("from", from_num),
+			  LOG_STR("from_name", from_name), LOG_UINT("to", to_num),
+			  LOG_STR("to_name", to_name), LOG_STR("plan", w->path),
+			  LOG_UINT("generation", runtime_generation()));
 	else
-		log_info("plan reloaded: phase %u (%s) unchanged file=%s generation=%" PRIu64,
-			 to_num, to_name, w->path, runtime_generation());
+		log_event(LOGL_INFO, "plan_reloaded", LOG_UINT("phase", to_num),
+			  LOG_STR("phase_name", to_name), LOG_STR("plan", w->path),
+			  LOG_UINT("generation", runtime_generation()));
 	runtime_release(prev);
 	atomic_fetch_add_explicit(&reloads_accepted, 1, memory_order_relaxed);
 }

@@ -5,7 +5,7 @@
 
 CUTOVER_PACKAGES="build-essential cmake pkg-config libev-dev libyaml-dev check
 haproxy clang libclang-rt-dev wrk curl python3 python3-pytest python3-pytest-timeout
-valgrind"
+valgrind debhelper lintian systemd man-db"
 
 cutover_setup_packages() {
 	local missing="" p
@@ -30,6 +30,6 @@ cutover_setup_packages() {
 cutover_build() {
 	local dir=$1
 	shift
-	cmake -S "$CUTOVER_ROOT" -B "$CUTOVER_ROOT/$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null &&
+	cmake -S "$CUTOVER_ROOT" -B "$CUTOVER_ROOT/$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCUTOVER_WERROR=ON "$@" >/dev/null &&
 		cmake --build "$CUTOVER_ROOT/$dir" -j "$(nproc)" -- --no-print-directory >/dev/null
 }

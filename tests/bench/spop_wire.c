@@ -27,13 +27,14 @@ static size_t varint_encode(uint64_t v, uint8_t *buf)
 }
 
 /* Reads a varint from [p, end). Returns the bytes used, 0 when the input ends
- * first, -1 when the value does not fit 64 bits. */
+ * first, -1 when the value does not fit 64 bits; *out is 0 unless it succeeds. */
 static int varint_decode(const uint8_t *p, const uint8_t *end, uint64_t *out)
 {
 	const uint8_t *q = p;
 	uint64_t v, b, add;
 	unsigned shift = 4;
 
+	*out = 0;
 	if (q >= end)
 		return 0;
 	v = *q++;

@@ -43,7 +43,7 @@ if _soft < _want:
 LOAD_RATE = 200           # requests per second through HAProxy, reads and writes
 TIMEOUT = 300             # seconds, per case (pytest-timeout); bad plans get twice that
 REJECT_LINE = r"%s:\d+:\d+: "  # the agent's rejection of a bad plan (docs/contracts.md)
-REJECT_LINE_REST = r"%s:(\d+:\d+: [^;\n]*)"  # line, column and reason
+REJECT_LINE_REST = r"%s:(\d+:\d+: [^;\n\"\\]*)"  # line, column and reason (up to a quote)
 
 
 def figures(name, injected, load, sent, failed, rejected, crashes, **extra):
@@ -899,7 +899,7 @@ def test_valgrind_no_definite_leak():
     with open(vlog) as f:
         report = f.read()
     rejected = len(re.findall(REJECT_LINE % re.escape(config), p.log()))
-    applied = len(re.findall(r"phase change: ", p.log()))
+    applied = len(re.findall(r"event=phase_change ", p.log()))
     m = re.search(r"definitely lost: ([\d,]+) bytes", report)
     summary = m.group(0) if m else ("no leaks are possible" if "no leaks are possible" in report
                                     else "?")

@@ -134,7 +134,7 @@ class Run:
 
     def assert_pickup(self, old, new, since, t0, client=None):
         """The change old -> new is logged once and served within PICKUP of t0."""
-        pattern = r"phase change: %d \([^)]*\) -> %d \([^)]*\) file=%s" % (
+        pattern = r"event=phase_change from=%d from_name=\S+ to=%d to_name=\S+ plan=%s " % (
             old, new, re.escape(self.path))
         self.wait_log(pattern, since, t0 + PICKUP, "phase %d -> %d" % (old, new))
         self.wait_serving(new, t0 + PICKUP)
@@ -153,7 +153,7 @@ def check_decision(ans, phase):
 
 def assert_rejected(run, since, t0, line=None, column=None):
     """A rejection naming file:line:column and the plan that keeps serving."""
-    m = run.wait_log(r"error %s:(\d+):(\d+): [^\n]*keeping plan generation \d+"
+    m = run.wait_log(r"event=plan_rejected reason=\"%s:(\d+):(\d+): [^\n]*generation=\d+"
                      % re.escape(run.path), since, t0 + PICKUP, "rejection")
     if line is not None:
         assert int(m.group(1)) == line, "rejected at line %s, want %d: %s" % (
@@ -202,7 +202,7 @@ def test_delete_then_recreate():
     with Run(3) as run:
         since, t0 = run.mark(), time.monotonic()
         os.unlink(run.path)
-        run.wait_log(r"error %s: No such file[^\n]*keeping plan generation"
+        run.wait_log(r"event=plan_rejected reason=\"%s: No such file[^\n]*generation="
                      % re.escape(run.path), since, t0 + PICKUP, "deleted file")
         run.assert_serving(3)
         since, t0 = run.mark(), time.monotonic()
@@ -216,7 +216,7 @@ def test_burst_of_edits_ends_on_the_last():
         for phase in (2, 3, 4, 5, 6, 7):
             write_in_place(run.path, plan_text(phase))
         t0 = time.monotonic()
-        run.wait_log(r"phase change: \d+ \([^)]*\) -> 7 \(", since, t0 + PICKUP, "last edit")
+        run.wait_log(r"event=phase_change from=\d+ from_name=\S+ to=7 ", since, t0 + PICKUP, "last edit")
         run.wait_serving(7, t0 + PICKUP)
 
 
@@ -224,7 +224,7 @@ def test_sighup_rereads():
     with Run(8) as run:
         since, t0 = run.mark(), time.monotonic()
         run.agent.signal(signal.SIGHUP)
-        run.wait_log(r"plan reloaded: phase 8 \([^)]*\) unchanged file=%s generation=2"
+        run.wait_log(r"event=plan_reloaded phase=8 phase_name=\S+ plan=%s generation=2"
                      % re.escape(run.path), since, t0 + PICKUP, "SIGHUP")
         run.assert_serving(8)
 
