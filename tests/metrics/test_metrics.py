@@ -310,3 +310,43 @@ def test_listen_unix_in_use_is_refused_and_left_alone(start_agent, workdir):
         assert r.returncode != 0
         assert "Address already in use" in r.stderr, r.stderr
         assert os.path.exists(path), "the other process's socket must stay"
+
+
+def wide_plan(phase, routes=1000):
+    """routes routes /r<i>, all to backend a, one phase numbered phase."""
+    lines = ["phase: %d" % phase, "backends: [a]", "routes:"]
+    lines += ["  - name: r%d\n    path: /r%d" % (i, i) for i in range(routes)]
+    lines += ["phases:", "  - number: %d" % phase, "    name: p", "    routes:"]
+    lines += ["      r%d: a" % i for i in range(routes)]
+    return "\n".join(lines) + "\n"
+
+
+def pipelined(agent, paths):
+    """One NOTIFY per path on one connection, sent at once; waits for every ACK."""
+    s = agent.session()
+    try:
+        s.conn.send(b"".join(spop.notify(i + 1, 1, [("cutover", [
+            ("method", spop.string("GET")), ("path", spop.string(p))])])
+            for i, p in enumerate(paths)))
+        for _ in paths:
+            assert s.conn.recv_frame()[1].type == spop.ACK
+    finally:
+        s.close(graceful=True)
+
+
+def test_totals_are_capped_and_the_rest_counted_as_overflow(start_agent):
+    cap, routes = 16384, 1000
+    a = start_agent(wide_plan(1), threads=1)
+    plans = cap // routes + 2  # 18 plans: 17 folded (17,000 label sets), 1 live
+    for k in range(1, plans + 1):
+        if k > 1:
+            write_atomic(a.plan, wide_plan(k))
+            a.wait_for(lambda p: p.value("cutover_phase_effective") == k, "phase %d" % k)
+        pipelined(a, ["/r%d" % i for i in range(routes)])
+    page = a.scrape()
+    series = page.series("cutover_decisions_total")
+    overflow = page.value("cutover_decisions_overflow_total")
+    assert overflow == (plans - 1) * routes - cap
+    assert len(series) == cap + routes
+    assert all(v == 1 for _, v in series)
+    assert sum(v for _, v in series) + overflow == plans * routes
