@@ -203,7 +203,7 @@ class System:
         for a in self.agents:
             try:
                 _, _, body = request(a.metrics_port, "GET", "/metrics", timeout=2)
-                m = re.search(r"^cutover_phase\s+(\d+)", body.decode(), re.M)
+                m = re.search(r"^cutover_phase_effective\s+(\d+)", body.decode(), re.M)
                 out.append(int(m.group(1)) if m else None)
             except OSError:
                 out.append(None)

@@ -312,7 +312,7 @@ def reload_counters_in_metrics():
             page = r.read().decode()
         for line in ('cutover_plan_reloads_total{result="accepted"} 1',
                      'cutover_plan_reloads_total{result="rejected"} 1',
-                     "cutover_phase 4"):
+                     "cutover_phase_effective 4"):
             assert line in page.splitlines(), "%r not in /metrics:\n%s" % (line, page)
 
 
