@@ -246,7 +246,7 @@ static int serve(const struct options *o)
 		metrics_free_all();
 		return 1;
 	}
-	metrics_set_listening(true);
+	metrics_set_listening();
 	log_info("cutover-spoa %s: listening on %s with %u threads, plan %s, phase %u (%s)",
 		 CUTOVER_VERSION, o->listen ? o->listen : DEFAULT_LISTEN, o->threads, o->config,
 		 phase, phase_name ? phase_name : "?");
@@ -255,7 +255,6 @@ static int serve(const struct options *o)
 
 	ev_run(loop, 0);
 
-	metrics_set_listening(false);
 	watcher_stop(st.watcher);
 	status_http_stop(ms);
 	workers_stop(ws);

@@ -335,10 +335,10 @@ void metrics_plan_rejected(double unix_time)
 	pthread_mutex_unlock(&lock);
 }
 
-void metrics_set_listening(bool listening)
+void metrics_set_listening(void)
 {
 	pthread_mutex_lock(&lock);
-	facts.listening = listening;
+	facts.listening = true;
 	pthread_mutex_unlock(&lock);
 }
 

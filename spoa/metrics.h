@@ -67,7 +67,8 @@ void metrics_set_version(const char *version);
 void metrics_plan_applied(const struct plan *plan, bool reload, double unix_time);
 /* A reload was rejected; the plan in force stays. */
 void metrics_plan_rejected(double unix_time);
-void metrics_set_listening(bool listening);
+/* The SPOP listener is up. */
+void metrics_set_listening(void);
 
 /* A plan loaded and the SPOP listener up. */
 bool metrics_ready(void);

@@ -54,7 +54,6 @@ struct watcher {
 	struct signature seen; /* the last version loaded or rejected */
 };
 
-
 static void signature_read(const char *path, struct signature *sig)
 {
 	struct stat st;
