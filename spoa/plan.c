@@ -1,5 +1,5 @@
-/* plan: the load step (the loader builds, the router compiles) and what
- * the rest of the agent may read of a plan. */
+/* plan: the load step (the loader builds and validates, the router
+ * compiles the routes) and what the rest of the agent may read of a plan. */
 #include "plan.h"
 
 #include "plan_loader.h"
@@ -15,22 +15,10 @@
 struct plan *plan_load_buffer(const char *name, const char *data, size_t len,
 			      char *err, size_t errlen)
 {
-	struct plan *p = plan_loader_build(name, data, len, err, errlen);
-	int bad;
-	char why[256];
+	struct plan *p = plan_loader_build(name, data, len, router_compile, err, errlen);
 
-	if (!p)
-		return NULL;
-	if (!router_compile(p, &bad, why, sizeof(why))) {
-		if (bad >= 0)
-			snprintf(err, errlen, "%s:%u:%u: %s", name, p->routes[bad].line,
-				 p->routes[bad].column, why);
-		else
-			snprintf(err, errlen, "%s: %s", name, why);
-		plan_free(p);
-		return NULL;
-	}
-	sha256_hex(data, len, p->hash);
+	if (p)
+		sha256_hex(data, len, p->hash);
 	return p;
 }
 

@@ -1,5 +1,4 @@
-/* plan_loader: YAML (through yamltree) into a validated plan, its routes
- * not yet compiled (plan.c has the router compile them).
+/* plan_loader: YAML (through yamltree) into a validated plan.
  *
  * The loader walks the tree in a fixed order (backends, default_backend,
  * routes, phases, phase) and stops at the first error, which it reports as
@@ -30,6 +29,7 @@ struct loader {
 	const char *file;
 	char *err;
 	size_t errlen;
+	plan_routes_check *check_routes;
 	const struct ynode **route_node; /* where each route is defined */
 	struct route_ref *by_name;       /* routes sorted by name, for lookups */
 };
@@ -351,6 +351,8 @@ static bool index_routes(struct loader *l, const struct ynode *list)
 static bool load_routes(struct loader *l, const struct ynode *list)
 {
 	struct plan *p = l->plan;
+	int bad;
+	char why[256];
 
 	if (!read_list(l, list, "routes", PLAN_MAX_ROUTES))
 		return false;
@@ -363,7 +365,11 @@ static bool load_routes(struct loader *l, const struct ynode *list)
 			return false;
 		l->route_node[p->nroutes++] = n;
 	}
-	return index_routes(l, list);
+	if (!index_routes(l, list))
+		return false;
+	if (!l->check_routes(p, &bad, why, sizeof(why)))
+		return fail(l, bad >= 0 ? l->route_node[bad] : list, "%s", why);
+	return true;
 }
 
 static int find_route(const struct loader *l, const struct ynode *n)
@@ -596,9 +602,10 @@ static bool load_root(struct loader *l, const struct ynode *root)
 }
 
 struct plan *plan_loader_build(const char *name, const char *data, size_t len,
-			       char *err, size_t errlen)
+			       plan_routes_check *check_routes, char *err, size_t errlen)
 {
-	struct loader l = { .file = name, .err = err, .errlen = errlen };
+	struct loader l = { .file = name, .err = err, .errlen = errlen,
+			    .check_routes = check_routes };
 	struct arena tree = { 0 };
 	struct ytree_error ye;
 	struct ynode *root;
