@@ -145,6 +145,8 @@ class Agent:
         return spop_client.Session("127.0.0.1", self.port)
 
     def stop(self):
+        """SIGTERM; returns what went wrong on the way out ("" if nothing):
+        a status other than 0, or a sanitizer report in the log."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -152,7 +154,13 @@ class Agent:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        if self.log.closed:
+            return ""
+        log = self.log_text()
         self.log.close()
+        if self.proc.returncode != 0 or "Sanitizer" in log:
+            return "agent exited with %s:\n%s" % (self.proc.returncode, log[-3000:])
+        return ""
 
 
 @pytest.fixture
@@ -174,5 +182,5 @@ def start_agent(workdir):
         return a
 
     yield start
-    for a in agents:
-        a.stop()
+    problems = [p for p in (a.stop() for a in agents) if p]
+    assert not problems, "\n".join(problems)

@@ -294,7 +294,7 @@ def test_listen_unix_serves_and_removes_its_socket(start_agent, workdir):
         assert unix_decide(path, "GET", "/query/api/squids/7")["backend"] == "new_query"
     assert a.scrape().value("cutover_decisions_total", phase="4", route="squids-query",
                             backend="new_query", status="") == 3
-    a.stop()
+    assert a.stop() == ""
     assert not os.path.exists(path)
 
 
