@@ -76,6 +76,7 @@ static void refresh_plan(struct conn_pool *pool)
 	if (g == pool->plan_generation)
 		return;
 	const struct plan *next = runtime_acquire();
+	metrics_bind_plan(pool->metrics, next); /* before the old plan may go */
 	runtime_release(pool->plan);
 	pool->plan = next;
 	pool->plan_generation = g;
@@ -337,8 +338,9 @@ static void handle_notify(struct conn *c, const struct frame *f)
 	unsigned current = plan_phase_number(plan, plan_current_phase(plan));
 
 	if (asked) {
+		uint64_t t0 = metrics_now_ns();
 		router_decide(plan, &req, &d, pool->scratch, sizeof(pool->scratch));
-		metrics_decision(pool->metrics, d.phase, d.route, d.backend);
+		metrics_decision(pool->metrics, &d, metrics_now_ns() - t0);
 	}
 	ssize_t len = build_ack(c, f, asked ? &d : NULL, current, true);
 	if (len < 0 && asked) {

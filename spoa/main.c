@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <ev.h>
 #include <getopt.h>
-#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,8 @@
 #include "metrics.h"
 #include "plan.h"
 #include "runtime.h"
+#include "sockets.h"
+#include "status_http.h"
 #include "watcher.h"
 #include "worker.h"
 
@@ -40,11 +41,13 @@ static const char usage_text[] =
 	"\n"
 	"SPOE agent that routes HTTP requests through a migration plan.\n"
 	"  --config FILE          the plan (YAML); reloaded when it changes and on SIGHUP\n"
-	"  --listen ADDR:PORT     SPOP address, default " DEFAULT_LISTEN " ([::1]:PORT for IPv6)\n"
+	"  --listen ADDR:PORT     SPOP address, default " DEFAULT_LISTEN " ([::1]:PORT for IPv6,\n"
+	"                         unix:/path for a Unix socket, removed on stop)\n"
 	"  --threads N            worker threads, default: online CPUs\n"
 	"  --log-format FORMAT    logfmt (default) or json, one event per line\n"
 	"  --log-level LEVEL      error, warn, info (default) or debug; logs go to stderr\n"
-	"  --metrics ADDR:PORT    serve Prometheus text at GET /metrics\n"
+	"  --metrics ADDR:PORT    serve GET /metrics (Prometheus text), /healthz, /readyz,\n"
+	"                         /version\n"
 	"  --max-connections N    open HAProxy connections at most, default 4096\n"
 	"  --check FILE           validate a plan and print a summary\n"
 	"  --explain FILE METHOD PATH\n"
@@ -64,55 +67,6 @@ struct options {
 	enum log_level level;
 	enum log_format log_format;
 };
-
-/* "ADDR:PORT" or "[ADDR]:PORT" into a socket address. */
-static bool parse_address(const char *text, struct sockaddr_storage *ss, socklen_t *len,
-			  char *err, size_t errlen)
-{
-	char host[256];
-	const char *colon = strrchr(text, ':');
-
-	if (!colon || colon == text || !colon[1]) {
-		snprintf(err, errlen, "%s: expected ADDR:PORT", text);
-		return false;
-	}
-	size_t hlen = (size_t)(colon - text);
-	const char *h = text;
-	if (text[0] == '[') {
-		if (hlen < 2 || text[hlen - 1] != ']') {
-			snprintf(err, errlen, "%s: expected [ADDR]:PORT", text);
-			return false;
-		}
-		h = text + 1;
-		hlen -= 2;
-	}
-	if (hlen >= sizeof(host)) {
-		snprintf(err, errlen, "%s: address too long", text);
-		return false;
-	}
-	memcpy(host, h, hlen);
-	host[hlen] = '\0';
-
-	char *end;
-	errno = 0;
-	long port = strtol(colon + 1, &end, 10);
-	if (errno || *end || port < 1 || port > 65535) {
-		snprintf(err, errlen, "%s: bad port", text);
-		return false;
-	}
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
-	struct addrinfo *res;
-	int e = getaddrinfo(host, colon + 1, &hints, &res);
-	if (e != 0) {
-		snprintf(err, errlen, "%s: %s", text, gai_strerror(e));
-		return false;
-	}
-	memcpy(ss, res->ai_addr, res->ai_addrlen);
-	*len = res->ai_addrlen;
-	freeaddrinfo(res);
-	return true;
-}
 
 static bool parse_count(const char *text, unsigned min, unsigned max, unsigned *out)
 {
@@ -253,9 +207,9 @@ static int serve(const struct options *o)
 	struct sockaddr_storage addr, maddr;
 	socklen_t addrlen, maddrlen = 0;
 
-	if (!parse_address(o->listen ? o->listen : DEFAULT_LISTEN, &addr, &addrlen, err,
+	if (!sockets_parse(o->listen ? o->listen : DEFAULT_LISTEN, true, &addr, &addrlen, err,
 			   sizeof(err)) ||
-	    (o->metrics && !parse_address(o->metrics, &maddr, &maddrlen, err, sizeof(err)))) {
+	    (o->metrics && !sockets_parse(o->metrics, false, &maddr, &maddrlen, err, sizeof(err)))) {
 		log_error("%s", err);
 		return 1;
 	}
@@ -266,6 +220,8 @@ static int serve(const struct options *o)
 	}
 	unsigned phase = plan_phase_number(plan, plan_current_phase(plan));
 	const char *phase_name = plan_phase_name(plan, plan_current_phase(plan));
+	metrics_set_version(CUTOVER_VERSION);
+	metrics_plan_applied(plan, false, ev_time());
 	runtime_init(plan);
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit(o->max_connections, o->threads);
@@ -281,10 +237,10 @@ static int serve(const struct options *o)
 	ev_signal_start(loop, &term);
 	ev_signal_start(loop, &intr);
 
-	struct metrics_server *ms = NULL;
+	struct status_http *ms = NULL;
 	if (o->metrics &&
-	    !(ms = metrics_server_start(loop, (struct sockaddr *)&maddr, maddrlen, err,
-					sizeof(err)))) {
+	    !(ms = status_http_start(loop, (struct sockaddr *)&maddr, maddrlen, err,
+				     sizeof(err)))) {
 		log_error("--metrics %s: %s", o->metrics, err);
 		runtime_shutdown();
 		return 1;
@@ -292,7 +248,7 @@ static int serve(const struct options *o)
 	st.watcher = watcher_start(loop, o->config);
 	if (!st.watcher) {
 		log_error("cannot watch %s", o->config);
-		metrics_server_stop(ms);
+		status_http_stop(ms);
 		runtime_shutdown();
 		return 1;
 	}
@@ -301,11 +257,12 @@ static int serve(const struct options *o)
 	if (!ws) {
 		log_error("--listen %s: %s", o->listen ? o->listen : DEFAULT_LISTEN, err);
 		watcher_stop(st.watcher);
-		metrics_server_stop(ms);
+		status_http_stop(ms);
 		runtime_shutdown();
 		metrics_free_all();
 		return 1;
 	}
+	metrics_set_listening();
 	log_info("cutover-spoa %s: listening on %s with %u threads, plan %s, phase %u (%s)",
 		 CUTOVER_VERSION, o->listen ? o->listen : DEFAULT_LISTEN, o->threads, o->config,
 		 phase, phase_name ? phase_name : "?");
@@ -315,7 +272,7 @@ static int serve(const struct options *o)
 	ev_run(loop, 0);
 
 	watcher_stop(st.watcher);
-	metrics_server_stop(ms);
+	status_http_stop(ms);
 	workers_stop(ws);
 	runtime_shutdown();
 	metrics_free_all();

@@ -1,39 +1,34 @@
 #include "metrics.h"
 
-#include <errno.h>
-#include <ev.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+#include <time.h>
 
-#include "log.h"
 #include "plan.h"
-#include "runtime.h"
-#include "watcher.h"
+#include "router.h"
 
-/* Distinct {phase,route,backend} per worker. Open addressing: a 1,000-route
- * plan fills it to about 1/8, so a lookup is one or two probes. */
-#define DECISION_SLOTS 8192
-#define LABEL_MAX 64        /* longer route/backend names are cut */
-#define STATUS_SLOTS 15     /* statuses 0..13, then 99 for anything else */
-#define HTTP_REQUEST_MAX 4096
-#define HTTP_CLIENTS_MAX 16
-#define HTTP_TIMEOUT 5.0
+#define LABEL_MAX 65    /* plan names are at most 64 bytes */
+#define STATUS_SLOTS 15 /* DISCONNECT statuses 0..13, then 99 for anything else */
+#define BUCKETS 9       /* finite histogram buckets; one more for +Inf */
 
 typedef _Atomic uint64_t counter;
 
-/* One label set. Written once by the owning worker, then published by
- * storing used with release order; readers load used with acquire. */
-struct decision_slot {
-	_Atomic unsigned used;
-	unsigned phase;
-	char route[LABEL_MAX];
-	char backend[LABEL_MAX];
-	counter count;
+/* What a decision on a route ended in: what the phase says for the route
+ * (its backend, or its 404/410; for "no route", the default backend), or
+ * the router refused the rewrite with 400 or 414. */
+enum outcome { OUTCOME_ACTION, OUTCOME_400, OUTCOME_414, OUTCOMES };
+
+/* The counters for the plan a worker holds: (nroutes + 1) x OUTCOMES, the
+ * last row for "no route matched". */
+struct bound {
+	const struct plan *plan;
+	int phase;   /* index of plan's current phase */
+	int nroutes;
+	counter *decisions;
 };
 
 struct metrics_worker {
@@ -41,12 +36,31 @@ struct metrics_worker {
 	counter frames[METRICS_FRAME_KINDS];
 	counter errors[STATUS_SLOTS];
 	counter opened, closed;
-	counter decisions_unlabelled; /* the slot table was full */
-	struct decision_slot slots[DECISION_SLOTS];
+	counter unbound;             /* decisions while no counters were bound */
+	counter buckets[BUCKETS + 1];
+	counter duration_ns;
+	struct bound bound;          /* written under lock, by the worker only */
 };
 
-/* Registered from the main thread before workers start; read by it only. */
-static struct metrics_worker *workers;
+/* One label set of cutover_decisions_total and its count. */
+struct row {
+	unsigned phase;
+	unsigned status; /* 0: the decision named a backend (or none) */
+	char route[LABEL_MAX];
+	char backend[LABEL_MAX];
+	uint64_t count;
+};
+
+/* Rows found by name: open addressing over an index of row numbers. */
+struct table {
+	struct row *rows;
+	size_t n, cap, max;
+	int32_t *index; /* -1: empty; slots is a power of two, > 2 n */
+	size_t slots;
+};
+
+static const uint64_t bucket_ns[BUCKETS] = { 250, 500, 1000, 2500, 5000,
+					     10000, 25000, 100000, 1000000 };
 
 static const char *const frame_names[METRICS_FRAME_KINDS] = {
 	[METRICS_FRAME_HAPROXY_HELLO] = "haproxy_hello",
@@ -58,36 +72,39 @@ static const char *const frame_names[METRICS_FRAME_KINDS] = {
 	[METRICS_FRAME_AGENT_DISCONNECT] = "agent_disconnect",
 };
 
-/* Single writer: a plain load and store, no locked instruction. */
+/* lock guards every worker's bound, the totals and the process facts. The
+ * decision path never takes it. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct metrics_worker *workers; /* registered before workers start */
+static struct table totals = { .max = METRICS_TOTALS_MAX };
+static uint64_t totals_overflow;       /* folded decisions that found no row */
+
+static struct {
+	const char *version;
+	char hash[65];
+	unsigned phase;
+	uint64_t generation, accepted, rejected;
+	bool last_ok, listening;
+	double last_time;
+} facts = { .version = "unknown" };
+
+/* ---- the decision path: single writer, no lock ---- */
+
 static inline void bump(counter *c)
 {
 	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
 }
 
+static inline void add(counter *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
 static inline uint64_t get(counter *c)
 {
 	return atomic_load_explicit(c, memory_order_relaxed);
-}
-
-struct metrics_worker *metrics_worker_new(void)
-{
-	struct metrics_worker *m = calloc(1, sizeof(*m));
-
-	if (m) {
-		m->next = workers;
-		workers = m;
-	}
-	return m;
-}
-
-void metrics_free_all(void)
-{
-	while (workers) {
-		struct metrics_worker *m = workers;
-		workers = m->next;
-		free(m);
-	}
 }
 
 void metrics_frame(struct metrics_worker *m, enum metrics_frame kind)
@@ -110,49 +127,235 @@ void metrics_conn_closed(struct metrics_worker *m)
 	bump(&m->closed);
 }
 
-static uint32_t hash_labels(unsigned phase, const char *route, const char *backend)
+void metrics_decision(struct metrics_worker *m, const struct decision *d, uint64_t nanoseconds)
 {
-	uint32_t h = 2166136261u ^ phase;
+	const struct bound *b = &m->bound;
+	int r = d->route_index < 0 ? b->nroutes : d->route_index;
+	enum outcome o = d->status == 400 ? OUTCOME_400
+		       : d->status == 414 ? OUTCOME_414 : OUTCOME_ACTION;
+	int k = 0;
+
+	if (b->decisions && r <= b->nroutes)
+		bump(&b->decisions[r * OUTCOMES + o]);
+	else
+		bump(&m->unbound);
+	while (k < BUCKETS && nanoseconds > bucket_ns[k])
+		k++;
+	bump(&m->buckets[k]);
+	add(&m->duration_ns, nanoseconds);
+}
+
+uint64_t metrics_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- name-keyed rows ---- */
+
+static uint64_t key_hash(unsigned phase, unsigned status, const char *route, const char *backend)
+{
+	uint64_t h = 1469598103934665603u ^ phase ^ ((uint64_t)status << 32);
 
 	for (const char *s = route; *s; s++)
-		h = (h ^ (uint8_t)*s) * 16777619u;
-	h = (h ^ 0xff) * 16777619u;
+		h = (h ^ (uint8_t)*s) * 1099511628211u;
+	h = (h ^ 0xff) * 1099511628211u;
 	for (const char *s = backend; *s; s++)
-		h = (h ^ (uint8_t)*s) * 16777619u;
+		h = (h ^ (uint8_t)*s) * 1099511628211u;
 	return h;
 }
 
-static bool label_eq(const char *slot, const char *name)
+static bool table_grow_index(struct table *t)
 {
-	return strncmp(slot, name, LABEL_MAX - 1) == 0;
+	size_t slots = t->slots ? 2 * t->slots : 256;
+	int32_t *index = malloc(slots * sizeof(*index));
+
+	if (!index)
+		return false;
+	memset(index, 0xff, slots * sizeof(*index));
+	for (size_t i = 0; i < t->n; i++) {
+		const struct row *r = &t->rows[i];
+		size_t s = key_hash(r->phase, r->status, r->route, r->backend) & (slots - 1);
+		while (index[s] >= 0)
+			s = (s + 1) & (slots - 1);
+		index[s] = (int32_t)i;
+	}
+	free(t->index);
+	t->index = index;
+	t->slots = slots;
+	return true;
 }
 
-void metrics_decision(struct metrics_worker *m, unsigned phase, const char *route,
-		      const char *backend)
+/* Adds count to the row of these labels, made if needed. False when the
+ * table is full (t->max rows) or out of memory: the count is not added. */
+static bool table_add(struct table *t, unsigned phase, unsigned status, const char *route,
+		      const char *backend, uint64_t count)
 {
-	if (!route)
-		route = "";
-	if (!backend)
-		backend = "";
-	uint32_t h = hash_labels(phase, route, backend);
-	for (unsigned i = 0; i < DECISION_SLOTS; i++) {
-		struct decision_slot *s = &m->slots[(h + i) % DECISION_SLOTS];
-		if (atomic_load_explicit(&s->used, memory_order_relaxed)) {
-			if (s->phase == phase && label_eq(s->route, route) &&
-			    label_eq(s->backend, backend)) {
-				bump(&s->count);
-				return;
-			}
-			continue;
+	if (2 * (t->n + 1) > t->slots && !table_grow_index(t))
+		return false;
+	size_t s = key_hash(phase, status, route, backend) & (t->slots - 1);
+	for (; t->index[s] >= 0; s = (s + 1) & (t->slots - 1)) {
+		struct row *r = &t->rows[t->index[s]];
+		if (r->phase == phase && r->status == status && strcmp(r->route, route) == 0 &&
+		    strcmp(r->backend, backend) == 0) {
+			r->count += count;
+			return true;
 		}
-		s->phase = phase;
-		snprintf(s->route, sizeof(s->route), "%s", route);
-		snprintf(s->backend, sizeof(s->backend), "%s", backend);
-		atomic_store_explicit(&s->count, 1, memory_order_relaxed);
-		atomic_store_explicit(&s->used, 1, memory_order_release);
-		return;
 	}
-	bump(&m->decisions_unlabelled);
+	if (t->n == t->max)
+		return false;
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? 2 * t->cap : 64;
+		struct row *rows = realloc(t->rows, cap * sizeof(*rows));
+		if (!rows)
+			return false;
+		t->rows = rows;
+		t->cap = cap;
+	}
+	struct row *r = &t->rows[t->n];
+	*r = (struct row){ .phase = phase, .status = status, .count = count };
+	snprintf(r->route, sizeof(r->route), "%s", route);
+	snprintf(r->backend, sizeof(r->backend), "%s", backend);
+	t->index[s] = (int32_t)t->n++;
+	return true;
+}
+
+static void table_free(struct table *t)
+{
+	free(t->rows);
+	free(t->index);
+	*t = (struct table){ .max = t->max };
+}
+
+/* Adds b's counts to t by name; what does not fit goes to *overflow. */
+static void fold(struct table *t, const struct bound *b, uint64_t *overflow)
+{
+	const struct plan *p = b->plan;
+	unsigned phase = plan_phase_number(p, b->phase);
+	int deflt = plan_default_backend_index(p);
+
+	for (int r = 0; r <= b->nroutes; r++) {
+		for (int o = 0; o < OUTCOMES; o++) {
+			uint64_t n = get(&b->decisions[r * OUTCOMES + o]);
+			if (n == 0)
+				continue;
+			unsigned status = o == OUTCOME_400 ? 400 : o == OUTCOME_414 ? 414 : 0;
+			int backend = deflt;
+			if (r < b->nroutes && o == OUTCOME_ACTION)
+				backend = plan_route_backend(p, b->phase, r, &status);
+			else if (r < b->nroutes)
+				backend = -1;
+			if (!table_add(t, phase, status, r < b->nroutes ? plan_route_name(p, r) : "",
+				       backend >= 0 ? plan_backend_name(p, backend) : "", n))
+				*overflow += n;
+		}
+	}
+}
+
+/* ---- binding a worker to its plan ---- */
+
+struct metrics_worker *metrics_worker_new(void)
+{
+	struct metrics_worker *m = calloc(1, sizeof(*m));
+
+	if (m) {
+		pthread_mutex_lock(&lock);
+		m->next = workers;
+		workers = m;
+		pthread_mutex_unlock(&lock);
+	}
+	return m;
+}
+
+void metrics_bind_plan(struct metrics_worker *m, const struct plan *plan)
+{
+	struct bound next = { 0 }, prev;
+
+	if (plan) {
+		next.plan = plan;
+		next.phase = plan_current_phase(plan);
+		next.nroutes = plan_route_count(plan);
+		next.decisions = calloc((size_t)(next.nroutes + 1) * OUTCOMES, sizeof(counter));
+		if (!next.decisions)
+			next = (struct bound){ 0 };
+	}
+	pthread_mutex_lock(&lock);
+	prev = m->bound;
+	if (prev.decisions)
+		fold(&totals, &prev, &totals_overflow);
+	m->bound = next;
+	pthread_mutex_unlock(&lock);
+	free(prev.decisions);
+}
+
+void metrics_free_all(void)
+{
+	pthread_mutex_lock(&lock);
+	while (workers) {
+		struct metrics_worker *m = workers;
+		workers = m->next;
+		free(m->bound.decisions);
+		free(m);
+	}
+	table_free(&totals);
+	totals_overflow = 0;
+	pthread_mutex_unlock(&lock);
+}
+
+/* ---- facts from the main thread ---- */
+
+void metrics_set_version(const char *version)
+{
+	pthread_mutex_lock(&lock);
+	facts.version = version;
+	pthread_mutex_unlock(&lock);
+}
+
+void metrics_plan_applied(const struct plan *plan, bool reload, double unix_time)
+{
+	pthread_mutex_lock(&lock);
+	snprintf(facts.hash, sizeof(facts.hash), "%s", plan_hash(plan));
+	facts.phase = plan_phase_number(plan, plan_current_phase(plan));
+	facts.generation++;
+	if (reload)
+		facts.accepted++;
+	facts.last_ok = true;
+	facts.last_time = unix_time;
+	pthread_mutex_unlock(&lock);
+}
+
+void metrics_plan_rejected(double unix_time)
+{
+	pthread_mutex_lock(&lock);
+	facts.rejected++;
+	facts.last_ok = false;
+	facts.last_time = unix_time;
+	pthread_mutex_unlock(&lock);
+}
+
+void metrics_set_listening(void)
+{
+	pthread_mutex_lock(&lock);
+	facts.listening = true;
+	pthread_mutex_unlock(&lock);
+}
+
+bool metrics_ready(void)
+{
+	pthread_mutex_lock(&lock);
+	bool ready = facts.generation > 0 && facts.listening;
+	pthread_mutex_unlock(&lock);
+	return ready;
+}
+
+const char *metrics_version(void)
+{
+	pthread_mutex_lock(&lock);
+	const char *v = facts.version;
+	pthread_mutex_unlock(&lock);
+	return v;
 }
 
 /* ---- the page ---- */
@@ -163,10 +366,8 @@ struct page {
 	bool failed;
 };
 
-static void page_printf(struct page *p, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void page_printf(struct page *p, const char *fmt, ...)
+__attribute__((format(printf, 2, 3)))
+static void out(struct page *p, const char *fmt, ...)
 {
 	for (;;) {
 		if (p->failed)
@@ -183,7 +384,7 @@ static void page_printf(struct page *p, const char *fmt, ...)
 			p->len += (size_t)n;
 			return;
 		}
-		size_t cap = p->cap * 2 + (size_t)n;
+		size_t cap = p->cap * 2 + (size_t)n + 1;
 		char *b = realloc(p->buf, cap);
 		if (!b) {
 			p->failed = true;
@@ -195,87 +396,81 @@ static void page_printf(struct page *p, const char *fmt, ...)
 }
 
 /* A label value with \, " and newline escaped as Prometheus requires. */
-static void page_label(struct page *p, const char *s)
+static void out_label(struct page *p, const char *s)
 {
 	for (; *s; s++) {
 		if (*s == '\\' || *s == '"')
-			page_printf(p, "\\%c", *s);
+			out(p, "\\%c", *s);
 		else if (*s == '\n')
-			page_printf(p, "\\n");
+			out(p, "\\n");
 		else
-			page_printf(p, "%c", *s);
+			out(p, "%c", *s);
 	}
 }
 
-struct decision_row {
-	unsigned phase;
-	const char *route, *backend;
-	uint64_t count;
-};
+static void family(struct page *p, const char *name, const char *type, const char *help)
+{
+	out(p, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
 
 static int row_cmp(const void *a, const void *b)
 {
-	const struct decision_row *x = a, *y = b;
+	const struct row *x = a, *y = b;
+	int c;
 
 	if (x->phase != y->phase)
 		return x->phase < y->phase ? -1 : 1;
-	int c = strcmp(x->route, y->route);
-	return c ? c : strcmp(x->backend, y->backend);
+	if ((c = strcmp(x->route, y->route)) != 0)
+		return c;
+	if ((c = strcmp(x->backend, y->backend)) != 0)
+		return c;
+	return x->status < y->status ? -1 : x->status > y->status;
 }
 
-static void page_decisions(struct page *p)
+/* Totals and every worker's live counts, merged by name. Called with lock
+ * held. */
+static bool collect(struct table *all, uint64_t *overflow)
 {
-	size_t n = 0, cap = 0;
-	struct decision_row *rows = NULL;
-	uint64_t unlabelled = 0;
-
+	all->max = SIZE_MAX;
+	*overflow = totals_overflow;
+	for (size_t i = 0; i < totals.n; i++) {
+		const struct row *r = &totals.rows[i];
+		if (!table_add(all, r->phase, r->status, r->route, r->backend, r->count))
+			return false;
+	}
 	for (struct metrics_worker *m = workers; m; m = m->next) {
-		unlabelled += get(&m->decisions_unlabelled);
-		for (unsigned i = 0; i < DECISION_SLOTS; i++) {
-			struct decision_slot *s = &m->slots[i];
-			if (!atomic_load_explicit(&s->used, memory_order_acquire))
-				continue;
-			if (n == cap) {
-				cap = cap ? 2 * cap : 64;
-				struct decision_row *r = realloc(rows, cap * sizeof(*rows));
-				if (!r) {
-					p->failed = true;
-					free(rows);
-					return;
-				}
-				rows = r;
-			}
-			rows[n++] = (struct decision_row){ s->phase, s->route, s->backend,
-							   get(&s->count) };
-		}
+		*overflow += get(&m->unbound);
+		if (m->bound.decisions)
+			fold(all, &m->bound, overflow);
 	}
-	/* rows is NULL while no decision was made; qsort() must not see it. */
-	if (n > 1)
-		qsort(rows, n, sizeof(*rows), row_cmp);
-	page_printf(p, "# HELP cutover_decisions_total Routing decisions by phase, route and "
-		       "backend (empty: none).\n# TYPE cutover_decisions_total counter\n");
-	for (size_t i = 0; i < n;) {
-		uint64_t sum = 0;
-		size_t j = i;
-		for (; j < n && row_cmp(&rows[i], &rows[j]) == 0; j++)
-			sum += rows[j].count;
-		page_printf(p, "cutover_decisions_total{phase=\"%u\",route=\"", rows[i].phase);
-		page_label(p, rows[i].route);
-		page_printf(p, "\",backend=\"");
-		page_label(p, rows[i].backend);
-		page_printf(p, "\"} %llu\n", (unsigned long long)sum);
-		i = j;
-	}
-	if (unlabelled)
-		page_printf(p, "cutover_decisions_total{phase=\"\",route=\"\",backend=\"\"} %llu\n",
-			    (unsigned long long)unlabelled);
-	free(rows);
+	return true;
 }
 
-static void page_build(struct page *p)
+static void page_decisions(struct page *p, const struct table *all, uint64_t overflow)
+{
+	family(p, "cutover_decisions_total", "counter",
+	       "Routing decisions by phase, route (empty: none matched), backend (empty: "
+	       "none) and status the proxy answers with (empty: none).");
+	for (size_t i = 0; i < all->n; i++) {
+		const struct row *r = &all->rows[i];
+		out(p, "cutover_decisions_total{phase=\"%u\",route=\"", r->phase);
+		out_label(p, r->route);
+		out(p, "\",backend=\"");
+		out_label(p, r->backend);
+		if (r->status)
+			out(p, "\",status=\"%u\"} %llu\n", r->status, (unsigned long long)r->count);
+		else
+			out(p, "\",status=\"\"} %llu\n", (unsigned long long)r->count);
+	}
+	family(p, "cutover_decisions_overflow_total", "counter",
+	       "Decisions counted without labels: the table of label sets was full.");
+	out(p, "cutover_decisions_overflow_total %llu\n", (unsigned long long)overflow);
+}
+
+static void page_workers(struct page *p)
 {
 	uint64_t opened = 0, closed = 0, frames[METRICS_FRAME_KINDS] = { 0 },
-		 errors[STATUS_SLOTS] = { 0 };
+		 errors[STATUS_SLOTS] = { 0 }, buckets[BUCKETS + 1] = { 0 }, ns = 0;
 
 	for (struct metrics_worker *m = workers; m; m = m->next) {
 		opened += get(&m->opened);
@@ -284,246 +479,99 @@ static void page_build(struct page *p)
 			frames[i] += get(&m->frames[i]);
 		for (int i = 0; i < STATUS_SLOTS; i++)
 			errors[i] += get(&m->errors[i]);
+		for (int i = 0; i <= BUCKETS; i++)
+			buckets[i] += get(&m->buckets[i]);
+		ns += get(&m->duration_ns);
 	}
-	page_decisions(p);
 
-	const struct plan *plan = runtime_acquire();
-	unsigned phase = plan_phase_number(plan, plan_current_phase(plan));
-	runtime_release(plan);
-	page_printf(p, "# HELP cutover_phase Phase of the plan in force.\n"
-		       "# TYPE cutover_phase gauge\ncutover_phase %u\n", phase);
+	family(p, "cutover_decision_duration_seconds", "histogram",
+	       "Time the router took per decision.");
+	uint64_t cumulative = 0;
+	for (int i = 0; i < BUCKETS; i++) {
+		cumulative += buckets[i];
+		out(p, "cutover_decision_duration_seconds_bucket{le=\"%g\"} %llu\n",
+		    (double)bucket_ns[i] / 1e9, (unsigned long long)cumulative);
+	}
+	cumulative += buckets[BUCKETS];
+	out(p, "cutover_decision_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+	       "cutover_decision_duration_seconds_sum %.9f\n"
+	       "cutover_decision_duration_seconds_count %llu\n",
+	    (unsigned long long)cumulative, (double)ns / 1e9, (unsigned long long)cumulative);
 
-	page_printf(p, "# HELP cutover_plan_reloads_total Plan reloads by result.\n"
-		       "# TYPE cutover_plan_reloads_total counter\n"
-		       "cutover_plan_reloads_total{result=\"accepted\"} %llu\n"
-		       "cutover_plan_reloads_total{result=\"rejected\"} %llu\n",
-		    (unsigned long long)watcher_reloads_accepted(),
-		    (unsigned long long)watcher_reloads_rejected());
+	family(p, "cutover_open_connections", "gauge", "Open HAProxy connections.");
+	out(p, "cutover_open_connections %llu\n",
+	    (unsigned long long)(opened >= closed ? opened - closed : 0));
+	family(p, "cutover_connections_accepted_total", "counter",
+	       "HAProxy connections accepted.");
+	out(p, "cutover_connections_accepted_total %llu\n", (unsigned long long)opened);
 
-	page_printf(p, "# HELP cutover_connections Open HAProxy connections.\n"
-		       "# TYPE cutover_connections gauge\ncutover_connections %llu\n"
-		       "# HELP cutover_connections_total Accepted HAProxy connections.\n"
-		       "# TYPE cutover_connections_total counter\ncutover_connections_total %llu\n",
-		    (unsigned long long)(opened >= closed ? opened - closed : 0),
-		    (unsigned long long)opened);
-
-	page_printf(p, "# HELP cutover_frames_total SPOP frames received and sent, by type.\n"
-		       "# TYPE cutover_frames_total counter\n");
+	family(p, "cutover_frames_total", "counter",
+	       "SPOP frames by direction (in: from HAProxy, out: to it) and type.");
 	for (int i = 0; i < METRICS_FRAME_KINDS; i++)
-		page_printf(p, "cutover_frames_total{type=\"%s\"} %llu\n", frame_names[i],
-			    (unsigned long long)frames[i]);
+		out(p, "cutover_frames_total{direction=\"%s\",type=\"%s\"} %llu\n",
+		    i < METRICS_FRAME_AGENT_HELLO ? "in" : "out", frame_names[i],
+		    (unsigned long long)frames[i]);
 
-	page_printf(p, "# HELP cutover_protocol_errors_total Connections ended by a protocol "
-		       "error, by DISCONNECT status.\n"
-		       "# TYPE cutover_protocol_errors_total counter\n");
+	family(p, "cutover_protocol_errors_total", "counter",
+	       "Connections ended by a protocol error, by DISCONNECT status.");
 	for (int i = 0; i < STATUS_SLOTS; i++)
 		if (errors[i])
-			page_printf(p, "cutover_protocol_errors_total{status=\"%d\"} %llu\n",
-				    i < STATUS_SLOTS - 1 ? i : 99, (unsigned long long)errors[i]);
+			out(p, "cutover_protocol_errors_total{status=\"%d\"} %llu\n",
+			    i < STATUS_SLOTS - 1 ? i : 99, (unsigned long long)errors[i]);
 }
 
-/* ---- the HTTP/1.0 responder ---- */
-
-struct http_client {
-	struct metrics_server *srv;
-	struct http_client *next, **prev;
-	int fd;
-	ev_io io;
-	ev_timer timer;
-	size_t req_len;
-	char req[HTTP_REQUEST_MAX];
-	struct page resp;
-	size_t sent;
-};
-
-struct metrics_server {
-	struct ev_loop *loop;
-	int fd;
-	ev_io accept_w;
-	struct http_client *clients;
-	unsigned nclients;
-};
-
-/* libev touches no watcher after its callback returns, and nothing else
- * refers to a client, so a client may end from its own callback. */
-static void client_end(struct http_client *c)
+/* Called with lock held. */
+static void page_facts(struct page *p)
 {
-	struct metrics_server *srv = c->srv;
-
-	ev_io_stop(srv->loop, &c->io);
-	ev_timer_stop(srv->loop, &c->timer);
-	close(c->fd);
-	*c->prev = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	srv->nclients--;
-	free(c->resp.buf);
-	free(c);
+	family(p, "cutover_build_info", "gauge", "The agent's version; always 1.");
+	out(p, "cutover_build_info{version=\"");
+	out_label(p, facts.version);
+	out(p, "\"} 1\n");
+	family(p, "cutover_plan_info", "gauge",
+	       "The plan in force: SHA-256 of its file and how many plans this process has "
+	       "put in force; always 1.");
+	out(p, "cutover_plan_info{hash=\"%s\",generation=\"%llu\"} 1\n", facts.hash,
+	    (unsigned long long)facts.generation);
+	family(p, "cutover_phase_desired", "gauge", "Phase the plan file asks for.");
+	out(p, "cutover_phase_desired %u\n", facts.phase);
+	family(p, "cutover_phase_effective", "gauge", "Phase decisions are made in.");
+	out(p, "cutover_phase_effective %u\n", facts.phase);
+	family(p, "cutover_plan_reloads_total", "counter",
+	       "Plan reloads by result (the first load is not one).");
+	out(p, "cutover_plan_reloads_total{result=\"accepted\"} %llu\n"
+	       "cutover_plan_reloads_total{result=\"rejected\"} %llu\n",
+	    (unsigned long long)facts.accepted, (unsigned long long)facts.rejected);
+	family(p, "cutover_plan_last_reload_success", "gauge",
+	       "1 if the last load of the plan file succeeded, 0 if it was rejected.");
+	out(p, "cutover_plan_last_reload_success %d\n", facts.last_ok ? 1 : 0);
+	family(p, "cutover_plan_last_reload_timestamp_seconds", "gauge",
+	       "When the plan file was last loaded or rejected, in Unix time.");
+	out(p, "cutover_plan_last_reload_timestamp_seconds %.3f\n", facts.last_time);
 }
 
-static void client_write(struct ev_loop *loop, ev_io *w, int revents)
+char *metrics_render(size_t *len)
 {
-	struct http_client *c = w->data;
+	struct page p = { .cap = 16384 };
+	struct table all = { 0 };
+	uint64_t overflow;
 
-	(void)loop;
-	(void)revents;
-	while (c->sent < c->resp.len) {
-		ssize_t n = send(c->fd, c->resp.buf + c->sent, c->resp.len - c->sent, MSG_NOSIGNAL);
-		if (n > 0)
-			c->sent += (size_t)n;
-		else if (n < 0 && errno == EINTR)
-			continue;
-		else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
-		else
-			break;
-	}
-	client_end(c);
-}
-
-static void respond(struct http_client *c, int code, const char *reason, bool with_page)
-{
-	struct page body = { 0 };
-
-	body.cap = 4096;
-	body.buf = malloc(body.cap);
-	body.failed = body.buf == NULL;
-	if (with_page)
-		page_build(&body);
-	else
-		page_printf(&body, "%s\n", reason);
-	if (body.failed) {
-		code = 500;
-		reason = "Internal Server Error";
-		body.len = 0;
-	}
-	c->resp = (struct page){ .buf = malloc(256), .cap = 256 };
-	c->resp.failed = c->resp.buf == NULL;
-	page_printf(&c->resp, "HTTP/1.0 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-			      "Connection: close\r\n\r\n",
-		    code, reason,
-		    with_page ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain",
-		    body.len);
-	if (body.len && !body.failed)
-		page_printf(&c->resp, "%.*s", (int)body.len, body.buf);
-	free(body.buf);
-	if (c->resp.failed) {
-		client_end(c);
-		return;
-	}
-	ev_io_stop(c->srv->loop, &c->io);
-	ev_io_init(&c->io, client_write, c->fd, EV_WRITE);
-	c->io.data = c;
-	ev_io_start(c->srv->loop, &c->io);
-}
-
-static void client_read(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct http_client *c = w->data;
-
-	(void)loop;
-	(void)revents;
-	ssize_t n = recv(c->fd, c->req + c->req_len, sizeof(c->req) - 1 - c->req_len, 0);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-		return;
-	if (n <= 0) {
-		client_end(c);
-		return;
-	}
-	c->req_len += (size_t)n;
-	c->req[c->req_len] = '\0';
-	if (!strstr(c->req, "\r\n\r\n") && !strstr(c->req, "\n\n")) {
-		if (c->req_len == sizeof(c->req) - 1)
-			respond(c, 431, "Request Header Fields Too Large", false);
-		return;
-	}
-	if (strncmp(c->req, "GET ", 4) != 0)
-		respond(c, 405, "Method Not Allowed", false);
-	else if (strncmp(c->req + 4, "/metrics", 8) == 0 &&
-		 (c->req[12] == ' ' || c->req[12] == '?' || c->req[12] == '\r' ||
-		  c->req[12] == '\n'))
-		respond(c, 200, "OK", true);
-	else
-		respond(c, 404, "Not Found", false);
-}
-
-static void client_timeout(struct ev_loop *loop, ev_timer *t, int revents)
-{
-	(void)loop;
-	(void)revents;
-	client_end(t->data);
-}
-
-static void server_accept(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct metrics_server *srv = w->data;
-
-	(void)revents;
-	for (;;) {
-		int fd = accept4(srv->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-			    errno != ECONNABORTED)
-				log_warn("metrics: accept: %s", strerror(errno));
-			return;
-		}
-		struct http_client *c;
-		if (srv->nclients >= HTTP_CLIENTS_MAX || (c = malloc(sizeof(*c))) == NULL) {
-			close(fd);
-			continue;
-		}
-		c->srv = srv;
-		c->fd = fd;
-		c->req_len = 0;
-		c->resp = (struct page){ 0 };
-		c->sent = 0;
-		c->next = srv->clients;
-		c->prev = &srv->clients;
-		if (srv->clients)
-			srv->clients->prev = &c->next;
-		srv->clients = c;
-		srv->nclients++;
-		ev_io_init(&c->io, client_read, fd, EV_READ);
-		ev_timer_init(&c->timer, client_timeout, HTTP_TIMEOUT, 0);
-		c->io.data = c->timer.data = c;
-		ev_io_start(loop, &c->io);
-		ev_timer_start(loop, &c->timer);
-	}
-}
-
-struct metrics_server *metrics_server_start(struct ev_loop *loop, const struct sockaddr *addr,
-					    socklen_t addrlen, char *err, size_t errlen)
-{
-	struct metrics_server *srv = calloc(1, sizeof(*srv));
-	int one = 1;
-
-	if (!srv) {
-		snprintf(err, errlen, "out of memory");
+	p.buf = malloc(p.cap);
+	if (!p.buf)
+		return NULL;
+	pthread_mutex_lock(&lock);
+	p.failed = !collect(&all, &overflow);
+	page_facts(&p);
+	page_workers(&p);
+	pthread_mutex_unlock(&lock);
+	/* rows is NULL while nothing was counted; qsort() must not see it. */
+	if (all.n > 1)
+		qsort(all.rows, all.n, sizeof(*all.rows), row_cmp);
+	page_decisions(&p, &all, overflow);
+	table_free(&all);
+	if (p.failed) {
+		free(p.buf);
 		return NULL;
 	}
-	srv->loop = loop;
-	srv->fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (srv->fd < 0 || setsockopt(srv->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-	    bind(srv->fd, addr, addrlen) != 0 || listen(srv->fd, 16) != 0) {
-		snprintf(err, errlen, "%s", strerror(errno));
-		if (srv->fd >= 0)
-			close(srv->fd);
-		free(srv);
-		return NULL;
-	}
-	ev_io_init(&srv->accept_w, server_accept, srv->fd, EV_READ);
-	srv->accept_w.data = srv;
-	ev_io_start(loop, &srv->accept_w);
-	return srv;
-}
-
-void metrics_server_stop(struct metrics_server *srv)
-{
-	if (!srv)
-		return;
-	while (srv->clients)
-		client_end(srv->clients);
-	ev_io_stop(srv->loop, &srv->accept_w);
-	close(srv->fd);
-	free(srv);
+	*len = p.len;
+	return p.buf;
 }

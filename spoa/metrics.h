@@ -1,25 +1,37 @@
-/* metrics: per-worker counters and the Prometheus page.
+/* metrics: the agent's counters and their Prometheus text.
  *
- * Each worker owns one struct metrics_worker and is its only writer: counters
- * are bumped with relaxed atomic load+store (no lock, no locked instruction)
- * and read from the main thread with relaxed loads. The page is served on
- * GET /metrics by a tiny HTTP/1.0 responder on the main thread's loop. */
+ * Each worker owns one struct metrics_worker and is its only writer:
+ * counters are bumped with relaxed atomic load+store (no lock, no locked
+ * instruction) and read by the page with relaxed loads. Decisions are
+ * counted in an array indexed by route and outcome for the plan the worker
+ * holds (a plan has one current phase, so the phase is implied); when the
+ * worker moves to another plan, the array is folded into totals keyed by
+ * names, so a decision costs no hash and no string compare. The totals hold
+ * at most METRICS_TOTALS_MAX label sets; decisions past that are counted in
+ * cutover_decisions_overflow_total.
+ *
+ * Facts about the process (build, plan loaded, reloads, listening) are
+ * pushed in by the main thread; metrics calls nothing above it. */
 #ifndef CUTOVER_METRICS_H
 #define CUTOVER_METRICS_H
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <sys/socket.h>
+#include <stdint.h>
 
-struct ev_loop;
 struct metrics_worker;
-struct metrics_server;
+struct plan;
+struct decision;
+
+#define METRICS_TOTALS_MAX 16384
 
 enum metrics_frame {
+	/* received */
 	METRICS_FRAME_HAPROXY_HELLO,
 	METRICS_FRAME_NOTIFY,
 	METRICS_FRAME_HAPROXY_DISCONNECT,
 	METRICS_FRAME_UNKNOWN,
+	/* sent */
 	METRICS_FRAME_AGENT_HELLO,
 	METRICS_FRAME_ACK,
 	METRICS_FRAME_AGENT_DISCONNECT,
@@ -30,22 +42,44 @@ enum metrics_frame {
  * before the worker starts. Returns NULL on allocation failure. */
 struct metrics_worker *metrics_worker_new(void);
 
+/* Decisions from now on are made with plan (NULL: none). The worker calls
+ * it with its new plan before it releases the previous one; the previous
+ * plan's counts move to the totals. Takes a lock: once per plan swap. On
+ * allocation failure the worker's decisions count as overflow until the
+ * next bind. */
+void metrics_bind_plan(struct metrics_worker *m, const struct plan *plan);
+
 /* Writers: the owning worker thread only. */
 void metrics_frame(struct metrics_worker *m, enum metrics_frame kind);
 void metrics_protocol_error(struct metrics_worker *m, unsigned status);
 void metrics_conn_opened(struct metrics_worker *m);
 void metrics_conn_closed(struct metrics_worker *m);
-/* route and backend may be NULL (no route matched, no backend). */
-void metrics_decision(struct metrics_worker *m, unsigned phase, const char *route,
-		      const char *backend);
+/* d was made in the bound plan's current phase; nanoseconds is the time it
+ * took, for the histogram. */
+void metrics_decision(struct metrics_worker *m, const struct decision *d, uint64_t nanoseconds);
 
-/* Listens on addr and serves the page from loop. On failure returns NULL
- * with a reason in err. */
-struct metrics_server *metrics_server_start(struct ev_loop *loop, const struct sockaddr *addr,
-					    socklen_t addrlen, char *err, size_t errlen);
-void metrics_server_stop(struct metrics_server *s);
+/* A monotonic clock in nanoseconds, for timing a decision. */
+uint64_t metrics_now_ns(void);
 
-/* Frees every registered worker's counters; after all workers ended. */
+/* Facts pushed by the main thread. version must outlive metrics. */
+void metrics_set_version(const char *version);
+/* A plan went into force (the first, or an accepted reload when reload). */
+void metrics_plan_applied(const struct plan *plan, bool reload, double unix_time);
+/* A reload was rejected; the plan in force stays. */
+void metrics_plan_rejected(double unix_time);
+/* The SPOP listener is up. */
+void metrics_set_listening(void);
+
+/* A plan loaded and the SPOP listener up. */
+bool metrics_ready(void);
+const char *metrics_version(void);
+
+/* The whole page as Prometheus text (version 0.0.4), malloc'd; NULL on
+ * allocation failure. */
+char *metrics_render(size_t *len);
+
+/* Frees every registered worker's counters and the totals; after all
+ * workers ended. */
 void metrics_free_all(void);
 
 #endif

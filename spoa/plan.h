@@ -1,7 +1,9 @@
 /* plan: the migration plan, loaded from YAML into an immutable, validated,
- * compiled object. Pure: no libev, no logging (errors go to the caller's
- * buffer as "file:line:column: reason"). A loaded plan is never modified, so
- * any number of threads may read it at once. The schema is docs/plan.md. */
+ * compiled object. Loading is two steps, one way: plan_loader.h builds and
+ * validates, router.h compiles the routes. Pure: no libev, no logging
+ * (errors go to the caller's buffer as "file:line:column: reason"). A loaded
+ * plan is never modified, so any number of threads may read it at once. The
+ * schema is docs/plan.md. */
 #ifndef CUTOVER_PLAN_H
 #define CUTOVER_PLAN_H
 
@@ -40,5 +42,15 @@ int plan_backend_count(const struct plan *plan);
 const char *plan_backend_name(const struct plan *plan, int index);
 /* Backend for requests that match no route, or NULL. */
 const char *plan_default_backend(const struct plan *plan);
+/* Its index, or -1. */
+int plan_default_backend_index(const struct plan *plan);
+
+/* What route does in the phase at index phase: the backend's index, or -1
+ * with the status the proxy answers (404, 410) in *status (0 otherwise). */
+int plan_route_backend(const struct plan *plan, int phase, int route, unsigned *status);
+
+/* SHA-256 of the plan file's bytes, 64 lowercase hex digits: the plan's
+ * identity across agents and restarts. */
+const char *plan_hash(const struct plan *plan);
 
 #endif

@@ -1,13 +1,17 @@
-/* plan_types: the layout of a compiled plan, shared by plan.c, which builds
- * it, and router.c, which compiles its routes and reads it per request.
+/* plan_types: the layout of a plan, shared by plan_loader.c, which builds it
+ * from YAML, and router.c, which compiles its routes into plan->root and
+ * reads it per request; plan.c runs one then the other. Depends on nothing
+ * above it.
  * Everything hangs off the plan's arena and is immutable once loaded. */
 #ifndef CUTOVER_PLAN_TYPES_H
 #define CUTOVER_PLAN_TYPES_H
 
 #include "arena.h"
 #include "pattern.h"
+#include "sha256.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* Limits of a plan; a plan beyond them is rejected. */
 #define PLAN_MAX_FILE_SIZE ((size_t)1 << 20)
@@ -19,26 +23,6 @@
 #define PLAN_MAX_DESCRIPTION 4096
 #define PLAN_MAX_PHASE_NUMBER 1000000
 
-/* HTTP methods as bits; METHOD_OTHER stands for every other token. */
-enum {
-	METHOD_GET = 1u << 0,
-	METHOD_HEAD = 1u << 1,
-	METHOD_POST = 1u << 2,
-	METHOD_PUT = 1u << 3,
-	METHOD_PATCH = 1u << 4,
-	METHOD_DELETE = 1u << 5,
-	METHOD_OPTIONS = 1u << 6,
-	METHOD_TRACE = 1u << 7,
-	METHOD_CONNECT = 1u << 8,
-	METHOD_OTHER = 1u << 9,
-	METHODS_ALL = (1u << 10) - 1,
-	METHODS_READS = METHOD_GET | METHOD_HEAD,
-	METHODS_WRITES = METHOD_POST | METHOD_PUT | METHOD_PATCH | METHOD_DELETE,
-};
-
-/* The bit of method[0..len): exact, case-sensitive token match. */
-unsigned method_bit(const char *method, size_t len);
-
 struct template {
 	const char *text;            /* as written in the plan */
 	struct template_parsed parsed;
@@ -46,7 +30,7 @@ struct template {
 
 struct route {
 	const char *name;
-	unsigned methods;
+	unsigned methods;            /* METHOD_* bits (method.h) */
 	const char *host;            /* NULL: any host */
 	size_t host_len;
 	const char *path;            /* the pattern as written */
@@ -84,11 +68,8 @@ struct plan {
 	int nbackends;
 	const char **backends;
 	int default_backend;         /* -1: none */
-	const struct trie_node *root;
+	const struct trie_node *root; /* router_compile()'s; NULL until then */
+	char hash[SHA256_HEX_SIZE];   /* of the file's bytes, set by plan_load */
 };
-
-/* Compiles plan->routes into plan->root (router.c). On failure returns
- * false with the index of the offending route and the reason. */
-bool router_compile(struct plan *plan, int *bad_route, char *why, size_t whylen);
 
 #endif

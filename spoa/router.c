@@ -11,6 +11,7 @@
  * the first whose methods and host fit wins. */
 #include "router.h"
 
+#include "method.h"
 #include "plan_types.h"
 
 #include <stdio.h>
@@ -51,23 +52,6 @@ struct build_node {
 	struct build_edge *edges;
 	struct build_slot *exact, *tail_segment, *tail_dir;
 };
-
-unsigned method_bit(const char *m, size_t len)
-{
-#define IS(name) (len == sizeof(name) - 1 && memcmp(m, name, len) == 0)
-	if (!m)
-		return METHOD_OTHER;
-	switch (len) {
-	case 3: return IS("GET") ? METHOD_GET : IS("PUT") ? METHOD_PUT : METHOD_OTHER;
-	case 4: return IS("HEAD") ? METHOD_HEAD : IS("POST") ? METHOD_POST : METHOD_OTHER;
-	case 5: return IS("PATCH") ? METHOD_PATCH : IS("TRACE") ? METHOD_TRACE : METHOD_OTHER;
-	case 6: return IS("DELETE") ? METHOD_DELETE : METHOD_OTHER;
-	case 7: return IS("OPTIONS") ? METHOD_OPTIONS : IS("CONNECT") ? METHOD_CONNECT
-								    : METHOD_OTHER;
-	default: return METHOD_OTHER;
-	}
-#undef IS
-}
 
 static int span_cmp(const struct span *a, const struct span *b)
 {
@@ -412,7 +396,8 @@ void router_decide_in(const struct plan *plan, int phase_index,
 		phase_index = plan->current;
 	ph = &plan->phases[phase_index];
 	*out = (struct decision){ .phase = ph->number, .phase_name = ph->name,
-				  .phase_index = phase_index, .route_index = -1 };
+				  .phase_index = phase_index, .route_index = -1,
+				  .backend_index = -1 };
 	w.route = -1;
 	if (req->path && req->path_len > 0 && req->path[0] == '/') {
 		w.plan = plan;
@@ -424,6 +409,7 @@ void router_decide_in(const struct plan *plan, int phase_index,
 		walk(&w, plan->root, 0, 0);
 	}
 	if (w.route < 0) {
+		out->backend_index = plan->default_backend;
 		out->backend = plan->default_backend >= 0 ? plan->backends[plan->default_backend]
 							  : NULL;
 		return;
@@ -432,6 +418,7 @@ void router_decide_in(const struct plan *plan, int phase_index,
 	out->route_index = w.route;
 	out->route = plan->routes[w.route].name;
 	if (a->kind == ACTION_BACKEND) {
+		out->backend_index = a->backend;
 		out->backend = plan->backends[a->backend];
 		out->deprecated = a->deprecated;
 	} else {
@@ -442,6 +429,7 @@ void router_decide_in(const struct plan *plan, int phase_index,
 	refused = expand(a->tpl, &w, scratch, scratch_cap, &len);
 	if (refused) {
 		out->status = refused;
+		out->backend_index = -1;
 		out->backend = NULL;
 	} else if (a->kind == ACTION_BACKEND) {
 		out->path = scratch;

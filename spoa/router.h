@@ -29,6 +29,7 @@ struct decision {
 	int phase_index;         /* 0-based index of that phase in the plan */
 	int route_index;         /* 0-based index of the matched route, -1 if none */
 	const char *route;       /* matched route's name, NULL when none matched */
+	int backend_index;       /* index of backend in the plan, -1 when backend is NULL */
 	const char *backend;     /* backend to use; NULL when the proxy answers itself
 	                            (status != 0) or nothing matched and the plan has no
 	                            default backend */
@@ -39,6 +40,11 @@ struct decision {
 	const char *link;        /* successor path for a 410, in scratch; NULL otherwise */
 	size_t link_len;
 };
+
+/* Compiles plan->routes into plan->root; the second step of plan_load().
+ * On failure returns false with the index of the offending route (-1 for
+ * none, e.g. out of memory) and the reason. */
+bool router_compile(struct plan *plan, int *bad_route, char *why, size_t whylen);
 
 /* Decide where req goes under plan's current phase. scratch receives the
  * rewritten path and link; when it is too small the route's decision is kept

@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +26,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "plan.h"
 #include "runtime.h"
 
@@ -53,9 +53,6 @@ struct watcher {
 	bool force;            /* a forced load waits for the file to settle */
 	struct signature seen; /* the last version loaded or rejected */
 };
-
-static _Atomic uint64_t reloads_accepted;
-static _Atomic uint64_t reloads_rejected;
 
 static void signature_read(const char *path, struct signature *sig)
 {
@@ -113,7 +110,7 @@ static void reject_plan(const char *reason)
 		  LOG_UINT("phase", plan_phase_number(cur, phase)),
 		  LOG_STR("phase_name", plan_phase_name(cur, phase)));
 	runtime_release(cur);
-	atomic_fetch_add_explicit(&reloads_rejected, 1, memory_order_relaxed);
+	metrics_plan_rejected(ev_time());
 }
 
 /* Publishes next and logs the phase change, or that there was none. */
@@ -126,6 +123,7 @@ static void apply_plan(const struct watcher *w, struct plan *next)
 	const char *from_name = plan_phase_name(prev, from);
 	const char *to_name = plan_phase_name(next, to);
 
+	metrics_plan_applied(next, true, ev_time());
 	runtime_publish(next); /* prev stays alive: we hold a reference */
 	if (from_num != to_num || strcmp(from_name, to_name) != 0)
 		log_event(LOGL_INFO, "phase_change", LOG_UINT("from", from_num),
@@ -137,7 +135,6 @@ static void apply_plan(const struct watcher *w, struct plan *next)
 			  LOG_STR("phase_name", to_name), LOG_STR("plan", w->path),
 			  LOG_UINT("generation", runtime_generation()));
 	runtime_release(prev);
-	atomic_fetch_add_explicit(&reloads_accepted, 1, memory_order_relaxed);
 }
 
 /* Loads the file if its signature moved since the last version handled (or
@@ -226,14 +223,4 @@ void watcher_stop(struct watcher *w)
 	ev_timer_stop(w->loop, &w->poll_w);
 	ev_timer_stop(w->loop, &w->settle_w);
 	free(w);
-}
-
-uint64_t watcher_reloads_accepted(void)
-{
-	return atomic_load_explicit(&reloads_accepted, memory_order_relaxed);
-}
-
-uint64_t watcher_reloads_rejected(void)
-{
-	return atomic_load_explicit(&reloads_rejected, memory_order_relaxed);
 }

@@ -4,12 +4,12 @@
  * symlink swaps (Kubernetes ConfigMap ..data) and delete-then-recreate, and
  * applies a valid new plan within one second through runtime_publish(). A
  * plan that fails to load is logged as file:line:column: reason and changes
- * nothing. Every phase change is logged once: from, to, when, which file. */
+ * nothing. Every phase change is logged once: from, to, when, which file.
+ * Each accepted or rejected reload is reported to metrics.h. */
 #ifndef CUTOVER_WATCHER_H
 #define CUTOVER_WATCHER_H
 
 #include <ev.h>
-#include <stdint.h>
 
 struct watcher;
 
@@ -20,9 +20,5 @@ struct watcher *watcher_start(struct ev_loop *loop, const char *path);
 void watcher_reload(struct watcher *w);
 
 void watcher_stop(struct watcher *w);
-
-/* Counters for metrics; read from any thread. */
-uint64_t watcher_reloads_accepted(void);
-uint64_t watcher_reloads_rejected(void);
 
 #endif

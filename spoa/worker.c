@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <ev.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -16,6 +17,7 @@
 #include "conn.h"
 #include "log.h"
 #include "metrics.h"
+#include "sockets.h"
 
 #define ACCEPTS_PER_EVENT 64
 #define ACCEPT_RETRY 0.1    /* seconds between retries while paused */
@@ -43,6 +45,8 @@ struct worker {
 struct workers {
 	unsigned n;
 	struct worker *w;
+	struct sockaddr_storage addr;
+	bool unlink_on_stop;          /* we created addr's Unix socket file */
 };
 
 /* Process-wide connection count against --max-connections. */
@@ -172,6 +176,7 @@ static void *worker_main(void *arg)
 
 	ev_run(w->loop, 0);
 	unsigned left = w->pool.count;
+	metrics_bind_plan(w->pool.metrics, NULL);
 	conn_pool_destroy(&w->pool);
 	for (unsigned i = 0; i < left; i++)
 		release_connection();
@@ -181,10 +186,13 @@ static void *worker_main(void *arg)
 }
 
 /* SO_REUSEPORT would let a second agent on the same port share the traffic
- * silently; a plain bind first makes that an "Address already in use". */
+ * silently; a plain bind first makes that an "Address already in use". A
+ * Unix socket has no SO_REUSEPORT: sockets_listen() tells "in use" itself. */
 static bool port_is_free(const struct sockaddr *addr, socklen_t addrlen, char *err,
 			 size_t errlen)
 {
+	if (addr->sa_family == AF_UNIX)
+		return true;
 	int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	int one = 1;
 
@@ -200,36 +208,6 @@ static bool port_is_free(const struct sockaddr *addr, socklen_t addrlen, char *e
 		snprintf(err, errlen, "bind: %s", strerror(errno));
 	close(fd);
 	return ok;
-}
-
-static int listen_on(const struct sockaddr *addr, socklen_t addrlen, char *err, size_t errlen)
-{
-	int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	int one = 1;
-
-	if (fd < 0) {
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return -1;
-	}
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
-	    (addr->sa_family == AF_INET6 &&
-	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)) {
-		snprintf(err, errlen, "setsockopt: %s", strerror(errno));
-		close(fd);
-		return -1;
-	}
-	if (bind(fd, addr, addrlen) != 0) {
-		snprintf(err, errlen, "bind: %s", strerror(errno));
-		close(fd);
-		return -1;
-	}
-	if (listen(fd, SOMAXCONN) != 0) {
-		snprintf(err, errlen, "listen: %s", strerror(errno));
-		close(fd);
-		return -1;
-	}
-	return fd;
 }
 
 static void worker_free(struct worker *w)
@@ -265,10 +243,17 @@ struct workers *workers_start(unsigned n, const struct sockaddr *addr, socklen_t
 	}
 	max_connections = max_conns;
 	ws->n = n;
+	memcpy(&ws->addr, addr, addrlen);
 	for (unsigned i = 0; i < n; i++) {
 		struct worker *w = &ws->w[i];
 		w->id = i + 1;
-		w->lfd = listen_on(addr, addrlen, err, errlen);
+		/* TCP: one socket per worker, SO_REUSEPORT. Unix: one socket whose
+		 * descriptor every worker accepts on. */
+		if (addr->sa_family == AF_UNIX && i > 0)
+			w->lfd = ws->w[0].lfd < 0 ? -1 : fcntl(ws->w[0].lfd, F_DUPFD_CLOEXEC, 0);
+		else
+			w->lfd = sockets_listen(addr, addrlen, true, SOMAXCONN, err, errlen);
+		ws->unlink_on_stop |= addr->sa_family == AF_UNIX && w->lfd >= 0;
 		w->loop = ev_loop_new(EVFLAG_AUTO);
 		w->pool.metrics = metrics_worker_new();
 		if (w->lfd < 0 || w->loop == NULL || w->pool.metrics == NULL) {
@@ -285,6 +270,7 @@ struct workers *workers_start(unsigned n, const struct sockaddr *addr, socklen_t
 		w->accept_w.data = w->retry_w.data = w->stop_w.data = w->stop_tick.data = w;
 		/* Started before the thread exists: a stop sent early is not lost. */
 		conn_pool_init(&w->pool, w->loop, w->id, w->pool.metrics, on_released);
+		metrics_bind_plan(w->pool.metrics, w->pool.plan);
 		ev_io_start(w->loop, &w->accept_w);
 		ev_async_start(w->loop, &w->stop_w);
 	}
@@ -316,8 +302,12 @@ void workers_stop(struct workers *ws)
 		struct worker *w = &ws->w[i];
 		if (w->started)
 			pthread_join(w->thread, NULL);
-		else if (w->pool.plan) /* never ran: its pool still holds the plan */
+		else if (w->pool.plan) { /* never ran: its pool still holds the plan */
+			metrics_bind_plan(w->pool.metrics, NULL);
 			conn_pool_destroy(&w->pool);
+		}
 	}
+	if (ws->unlink_on_stop)
+		sockets_unlink((const struct sockaddr *)&ws->addr);
 	workers_free(ws);
 }

@@ -343,9 +343,9 @@ class System:
 
 
 def phase_metric(page):
-    """cutover_phase from a /metrics page, or None."""
+    """cutover_phase_effective from a /metrics page, or None."""
     for line in page.splitlines():
-        if line.startswith("cutover_phase ") or line.startswith("cutover_phase{"):
+        if line.startswith("cutover_phase_effective ") or line.startswith("cutover_phase_effective{"):
             value = line.rsplit(None, 1)[-1]
             return int(value) if value.isdigit() else None
     return None

@@ -291,7 +291,7 @@ def test_reload_counters_in_metrics():
         page = reply.text()
         for line in ('cutover_plan_reloads_total{result="accepted"} 1',
                      'cutover_plan_reloads_total{result="rejected"} 1',
-                     "cutover_phase 4"):
+                     "cutover_phase_effective 4"):
             assert line in page.splitlines(), "%r not in /metrics:\n%s" % (line, page)
 
 

@@ -13,7 +13,7 @@
 #include "plan.h"
 
 #define PLANS_DIR "tests/unit/plans"
-#define SAMPLE "conf/cutover.yaml"
+#define SAMPLE "tests/unit/plans/sample.yaml"
 #define MIN_INVALID_CASES 90
 #define MAX_CASES 256
 
@@ -155,7 +155,7 @@ START_TEST(check_summary)
 	char *o = capture_close(&out), *e = capture_close(&err);
 	ck_assert_int_eq(rc, 0);
 	ck_assert_str_eq(e, "");
-	ck_assert_str_eq(o, "conf/cutover.yaml: plan is valid\n"
+	ck_assert_str_eq(o, "tests/unit/plans/sample.yaml: plan is valid\n"
 			    "  phases:   12, from 1 current-state to 12 migration-complete\n"
 			    "  routes:   6: squids-query, squids-command, seafoods-query, "
 			    "seafoods-command, query, command\n"
@@ -255,7 +255,8 @@ START_TEST(explain_unknown_phase)
 	char *o = capture_close(&out), *e = capture_close(&err);
 	ck_assert_int_eq(rc, 1);
 	ck_assert_str_eq(o, "");
-	ck_assert_str_eq(e, "conf/cutover.yaml: phase '13' is not in the plan (phases 1 to 12)\n");
+	ck_assert_str_eq(e, "tests/unit/plans/sample.yaml: phase '13' is not in the plan "
+			    "(phases 1 to 12)\n");
 	free(o);
 	free(e);
 }

@@ -2,7 +2,9 @@
  * of docs/contracts.md's routing table, in every phase, for every path family, for
  * reads and writes; then hostile paths, specificity, methods, hosts, and
  * the rewrite's refusals. The expected table below is written from
- * docs/contracts.md, not from conf/cutover.yaml. Runs from the source root. */
+ * docs/contracts.md, not from the plan. The plan is tests/unit/plans/sample.yaml, a
+ * copy of conf/cutover.yaml of our own, so editing the live plan (its phase)
+ * changes nothing here. Runs from the source root. */
 #include <check.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -12,7 +14,7 @@
 #include "plan.h"
 #include "router.h"
 
-#define SAMPLE "conf/cutover.yaml"
+#define SAMPLE "tests/unit/plans/sample.yaml"
 #define SCRATCH 8192
 
 static struct plan *sample;

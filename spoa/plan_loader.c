@@ -1,0 +1,637 @@
+/* plan_loader: YAML (through yamltree) into a validated plan.
+ *
+ * The loader walks the tree in a fixed order (backends, default_backend,
+ * routes, phases, phase) and stops at the first error, which it reports as
+ * "file:line:column: reason". Everything the plan keeps lives in its arena,
+ * the tree in a second arena released before returning, so no error path
+ * can leak. */
+#include "plan_loader.h"
+
+#include "method.h"
+#include "plan.h"
+#include "plan_types.h"
+#include "yamltree.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct route_ref {
+	const char *name;
+	size_t len;
+	int index;
+};
+
+struct loader {
+	struct plan *plan;
+	const char *file;
+	char *err;
+	size_t errlen;
+	plan_routes_check *check_routes;
+	const struct ynode **route_node; /* where each route is defined */
+	struct route_ref *by_name;       /* routes sorted by name, for lookups */
+};
+
+__attribute__((format(printf, 3, 4)))
+static bool fail(struct loader *l, const struct ynode *at, const char *fmt, ...)
+{
+	char reason[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	snprintf(l->err, l->errlen, "%s:%u:%u: %s", l->file, at ? at->line : 1,
+		 at ? at->column : 1, reason);
+	return false;
+}
+
+/* A scalar's text fit for a message: printable ASCII, at most 48 bytes. */
+static const char *shown(const struct ynode *n, char *buf, size_t cap)
+{
+	size_t out = 0;
+
+	for (size_t i = 0; i < n->len && out + 4 < cap; i++) {
+		unsigned char c = (unsigned char)n->text[i];
+
+		if (out >= 48) {
+			memcpy(buf + out, "...", 3);
+			out += 3;
+			break;
+		}
+		buf[out++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+	}
+	buf[out] = '\0';
+	return buf;
+}
+
+#define SHOW(n) shown((n), (char[64]){ 0 }, 64)
+
+static bool is(const struct ynode *n, const char *text)
+{
+	return n->kind == YNODE_SCALAR && n->len == strlen(text) && memcmp(n->text, text, n->len) == 0;
+}
+
+/* One key a mapping may hold; read_fields fills in where it was found. */
+struct field {
+	const char *key;
+	const struct ynode *key_node, *value;
+};
+
+static bool read_fields(struct loader *l, const struct ynode *map, const char *what,
+			struct field *fields, size_t nfields)
+{
+	if (map->kind != YNODE_MAPPING)
+		return fail(l, map, "%s must be a mapping", what);
+	for (const struct ynode *k = map->first; k && k->next; k = k->next->next) {
+		struct field *f = NULL;
+
+		if (k->kind != YNODE_SCALAR)
+			return fail(l, k, "keys must be plain strings");
+		for (size_t i = 0; i < nfields && !f; i++)
+			if (is(k, fields[i].key))
+				f = &fields[i];
+		if (!f)
+			return fail(l, k, "unknown key '%s' in %s", SHOW(k), what);
+		if (f->value)
+			return fail(l, k, "duplicate key '%s' (first at %u:%u)", f->key,
+				    f->key_node->line, f->key_node->column);
+		f->key_node = k;
+		f->value = k->next;
+	}
+	return true;
+}
+
+static bool require(struct loader *l, const struct ynode *map, const char *what,
+		    const struct field *f)
+{
+	return f->value ? true : fail(l, map, "missing key '%s' in %s", f->key, what);
+}
+
+static bool read_string(struct loader *l, const struct ynode *n, const char *what,
+			size_t max, const char **out)
+{
+	if (n->kind != YNODE_SCALAR)
+		return fail(l, n, "'%s' must be a string", what);
+	if (n->len == 0)
+		return fail(l, n, "'%s' must not be empty", what);
+	if (n->len > max)
+		return fail(l, n, "'%s' is longer than %zu bytes", what, max);
+	if (memchr(n->text, '\0', n->len))
+		return fail(l, n, "'%s' must not contain NUL", what);
+	*out = arena_strndup(&l->plan->arena, n->text, n->len);
+	return *out ? true : fail(l, n, "out of memory");
+}
+
+/* Names of backends, routes and phases: they reach logs and HAProxy
+ * variables, so they are kept to a safe alphabet. */
+static bool read_name(struct loader *l, const struct ynode *n, const char *what,
+		      const char **out)
+{
+	if (!read_string(l, n, what, PLAN_MAX_NAME, out))
+		return false;
+	for (size_t i = 0; i < n->len; i++) {
+		char c = n->text[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.'))
+			return fail(l, n, "%s '%s' may hold only letters, digits, '_', '-' and '.'",
+				    what, SHOW(n));
+	}
+	return true;
+}
+
+static bool all_digits(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return len > 0;
+}
+
+static bool read_number(struct loader *l, const struct ynode *n, const char *what,
+			unsigned max, unsigned *out)
+{
+	unsigned long v = 0;
+
+	if (n->kind != YNODE_SCALAR || !n->plain || !all_digits(n->text, n->len))
+		return fail(l, n, "'%s' must be a whole number", what);
+	for (size_t i = 0; i < n->len; i++) {
+		v = v * 10 + (unsigned long)(n->text[i] - '0');
+		if (v > max)
+			return fail(l, n, "'%s' must be at most %u", what, max);
+	}
+	*out = (unsigned)v;
+	return true;
+}
+
+static bool read_bool(struct loader *l, const struct ynode *n, const char *what, bool *out)
+{
+	if (n->kind == YNODE_SCALAR && n->plain && (is(n, "true") || is(n, "false"))) {
+		*out = is(n, "true");
+		return true;
+	}
+	return fail(l, n, "'%s' must be true or false", what);
+}
+
+static bool read_list(struct loader *l, const struct ynode *n, const char *what,
+		      size_t max)
+{
+	if (n->kind != YNODE_SEQUENCE)
+		return fail(l, n, "'%s' must be a list", what);
+	if (n->count == 0)
+		return fail(l, n, "'%s' must not be empty", what);
+	if (n->count > max)
+		return fail(l, n, "'%s' has more than %zu entries", what, max);
+	return true;
+}
+
+static int find_backend(const struct plan *p, const struct ynode *n)
+{
+	for (int i = 0; i < p->nbackends; i++)
+		if (is(n, p->backends[i]))
+			return i;
+	return -1;
+}
+
+static bool load_backends(struct loader *l, const struct ynode *list,
+			  const struct ynode *deflt)
+{
+	struct plan *p = l->plan;
+	const struct ynode *seen[PLAN_MAX_BACKENDS];
+
+	if (!read_list(l, list, "backends", PLAN_MAX_BACKENDS))
+		return false;
+	p->backends = arena_array(&p->arena, list->count, sizeof(*p->backends));
+	if (!p->backends)
+		return fail(l, list, "out of memory");
+	for (const struct ynode *n = list->first; n; n = n->next) {
+		const char *name;
+		int dup;
+
+		if (!read_name(l, n, "backend", &name))
+			return false;
+		dup = find_backend(p, n);
+		if (dup >= 0)
+			return fail(l, n, "duplicate backend '%s' (first at %u:%u)", name,
+				    seen[dup]->line, seen[dup]->column);
+		seen[p->nbackends] = n;
+		p->backends[p->nbackends++] = name;
+	}
+	p->default_backend = -1;
+	if (deflt) {
+		if (deflt->kind != YNODE_SCALAR)
+			return fail(l, deflt, "'default_backend' must be a string");
+		p->default_backend = find_backend(p, deflt);
+		if (p->default_backend < 0)
+			return fail(l, deflt, "unknown backend '%s'", SHOW(deflt));
+	}
+	return true;
+}
+
+static bool load_methods(struct loader *l, const struct ynode *list, unsigned *out)
+{
+	*out = 0;
+	if (!read_list(l, list, "methods", 16))
+		return false;
+	for (const struct ynode *n = list->first; n; n = n->next) {
+		unsigned bits = n->kind == YNODE_SCALAR ? method_bit(n->text, n->len) : 0;
+
+		if (is(n, "reads"))
+			bits = METHODS_READS;
+		else if (is(n, "writes"))
+			bits = METHODS_WRITES;
+		if (bits == 0 || bits == METHOD_OTHER)
+			return fail(l, n, "unknown method '%s' (known: GET, HEAD, POST, PUT, "
+				    "PATCH, DELETE, OPTIONS, TRACE, CONNECT, reads, writes)",
+				    n->kind == YNODE_SCALAR ? SHOW(n) : "?");
+		if (*out & bits)
+			return fail(l, n, "method '%s' is listed twice", SHOW(n));
+		*out |= bits;
+	}
+	return true;
+}
+
+static bool host_ok(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '-' || c == '.'))
+			return false;
+	}
+	return true;
+}
+
+static bool load_route(struct loader *l, const struct ynode *n, struct route *r)
+{
+	struct field f[] = { { .key = "name" }, { .key = "path" }, { .key = "methods" },
+			     { .key = "host" } };
+	char why[320];
+
+	if (!read_fields(l, n, "route", f, 4) || !require(l, n, "route", &f[0]) ||
+	    !require(l, n, "route", &f[1]) || !read_name(l, f[0].value, "route", &r->name))
+		return false;
+	r->line = n->line;
+	r->column = n->column;
+	if (!read_string(l, f[1].value, "path", PATTERN_MAX_LEN, &r->path))
+		return false;
+	if (!pattern_parse(r->path, f[1].value->len, &r->pattern, why, sizeof(why)))
+		return fail(l, f[1].value, "bad path '%s': %s", SHOW(f[1].value), why);
+	r->methods = METHODS_ALL;
+	if (f[2].value && !load_methods(l, f[2].value, &r->methods))
+		return false;
+	if (f[3].value) {
+		if (!read_string(l, f[3].value, "host", PLAN_MAX_HOST, &r->host))
+			return false;
+		if (!host_ok(r->host, f[3].value->len))
+			return fail(l, f[3].value, "bad host '%s': letters, digits, '-' and '.' "
+				    "only, no port", SHOW(f[3].value));
+		r->host_len = f[3].value->len;
+	}
+	return true;
+}
+
+static int ref_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+
+	return c ? c : (alen > blen) - (alen < blen);
+}
+
+static int by_name_then_index(const void *x, const void *y)
+{
+	const struct route_ref *a = x, *b = y;
+	int c = ref_cmp(a->name, a->len, b->name, b->len);
+
+	return c ? c : a->index - b->index;
+}
+
+static const struct ynode *value_of(const struct ynode *map, const char *key)
+{
+	for (const struct ynode *k = map->first; k && k->next; k = k->next->next)
+		if (is(k, key))
+			return k->next;
+	return map;
+}
+
+/* Sorts the routes by name, so that lookups cost log(routes), and refuses a
+ * duplicate name at its second use (the earliest such in the file). */
+static bool index_routes(struct loader *l, const struct ynode *list)
+{
+	struct plan *p = l->plan;
+	int dup = -1, first = -1;
+
+	l->by_name = arena_array(&p->arena, (size_t)p->nroutes, sizeof(*l->by_name));
+	if (!l->by_name)
+		return fail(l, list, "out of memory");
+	for (int i = 0; i < p->nroutes; i++)
+		l->by_name[i] = (struct route_ref){ p->routes[i].name,
+						    strlen(p->routes[i].name), i };
+	qsort(l->by_name, (size_t)p->nroutes, sizeof(*l->by_name), by_name_then_index);
+	for (int run = 0, i = 1; i <= p->nroutes; i++) {
+		if (i < p->nroutes && strcmp(l->by_name[run].name, l->by_name[i].name) == 0)
+			continue;
+		if (i - run > 1 && (dup < 0 || l->by_name[run + 1].index < dup)) {
+			first = l->by_name[run].index;
+			dup = l->by_name[run + 1].index;
+		}
+		run = i;
+	}
+	if (dup >= 0)
+		return fail(l, value_of(l->route_node[dup], "name"),
+			    "duplicate route '%s' (first at %u:%u)", p->routes[dup].name,
+			    p->routes[first].line, p->routes[first].column);
+	return true;
+}
+
+static bool load_routes(struct loader *l, const struct ynode *list)
+{
+	struct plan *p = l->plan;
+	int bad;
+	char why[256];
+
+	if (!read_list(l, list, "routes", PLAN_MAX_ROUTES))
+		return false;
+	p->routes = arena_array(&p->arena, list->count, sizeof(*p->routes));
+	l->route_node = arena_array(&p->arena, list->count, sizeof(*l->route_node));
+	if (!p->routes || !l->route_node)
+		return fail(l, list, "out of memory");
+	for (const struct ynode *n = list->first; n; n = n->next) {
+		if (!load_route(l, n, &p->routes[p->nroutes]))
+			return false;
+		l->route_node[p->nroutes++] = n;
+	}
+	if (!index_routes(l, list))
+		return false;
+	if (!l->check_routes(p, &bad, why, sizeof(why)))
+		return fail(l, bad >= 0 ? l->route_node[bad] : list, "%s", why);
+	return true;
+}
+
+static int find_route(const struct loader *l, const struct ynode *n)
+{
+	int lo = 0, hi = l->plan->nroutes;
+
+	if (n->kind != YNODE_SCALAR)
+		return -1;
+	while (lo < hi) {
+		int mid = lo + (hi - lo) / 2;
+		const struct route_ref *r = &l->by_name[mid];
+		int c = ref_cmp(n->text, n->len, r->name, r->len);
+
+		if (c == 0)
+			return r->index;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return -1;
+}
+
+static bool load_template(struct loader *l, const struct ynode *n, const char *what,
+			  const struct route *r, const struct template **out)
+{
+	struct template *t = arena_alloc(&l->plan->arena, sizeof(*t));
+	char why[320];
+
+	if (!t)
+		return fail(l, n, "out of memory");
+	if (!read_string(l, n, what, PATTERN_MAX_LEN, &t->text))
+		return false;
+	if (!template_parse(t->text, n->len, &r->pattern, &t->parsed, why, sizeof(why)))
+		return fail(l, n, "bad %s '%s': %s", what, SHOW(n), why);
+	*out = t;
+	return true;
+}
+
+/* A route's action in a phase: a backend name, or a mapping. */
+static bool load_action(struct loader *l, const struct ynode *n, const struct route *r,
+			struct action *a)
+{
+	const struct plan *p = l->plan;
+	struct field f[] = { { .key = "backend" }, { .key = "rewrite" },
+			     { .key = "deprecated" }, { .key = "status" }, { .key = "link" } };
+	const struct ynode *backend = n;
+
+	if (n->kind != YNODE_SCALAR) {
+		if (!read_fields(l, n, "route action", f, 5))
+			return false;
+		if (f[0].value && f[3].value)
+			return fail(l, f[3].key_node, "'backend' and 'status' exclude each other");
+		if (!f[0].value && !f[3].value)
+			return fail(l, n, "route action needs 'backend' or 'status'");
+		backend = f[0].value;
+	}
+	if (backend) {
+		a->kind = ACTION_BACKEND;
+		if (backend->kind != YNODE_SCALAR)
+			return fail(l, backend, "'backend' must be a string");
+		a->backend = find_backend(p, backend);
+		if (a->backend < 0)
+			return fail(l, backend, "unknown backend '%s'", SHOW(backend));
+		if (f[4].value)
+			return fail(l, f[4].key_node, "'link' needs status 410");
+		if (f[2].value && !read_bool(l, f[2].value, "deprecated", &a->deprecated))
+			return false;
+		return !f[1].value || load_template(l, f[1].value, "rewrite", r, &a->tpl);
+	}
+	a->kind = ACTION_STATUS;
+	if (f[1].value)
+		return fail(l, f[1].key_node, "'rewrite' needs 'backend'");
+	if (f[2].value)
+		return fail(l, f[2].key_node, "'deprecated' needs 'backend'");
+	if (!read_number(l, f[3].value, "status", 999, &a->status))
+		return false;
+	if (a->status != 404 && a->status != 410)
+		return fail(l, f[3].value, "'status' must be 404 or 410");
+	if (f[4].value && a->status != 410)
+		return fail(l, f[4].key_node, "'link' needs status 410");
+	return !f[4].value || load_template(l, f[4].value, "link", r, &a->tpl);
+}
+
+static bool same_action(const struct action *a, const struct action *b)
+{
+	if (a->kind != b->kind || a->backend != b->backend || a->deprecated != b->deprecated ||
+	    a->status != b->status || !a->tpl != !b->tpl)
+		return false;
+	return !a->tpl || strcmp(a->tpl->text, b->tpl->text) == 0;
+}
+
+static bool load_phase(struct loader *l, const struct ynode *n, int index)
+{
+	struct plan *p = l->plan;
+	struct phase *ph = &p->phases[index];
+	const struct phase *prev = index > 0 ? &p->phases[index - 1] : NULL;
+	struct field f[] = { { .key = "number" }, { .key = "name" }, { .key = "description" },
+			     { .key = "routes" } };
+
+	if (!read_fields(l, n, "phase", f, 4) || !require(l, n, "phase", &f[0]) ||
+	    !require(l, n, "phase", &f[1]) ||
+	    !read_number(l, f[0].value, "number", PLAN_MAX_PHASE_NUMBER, &ph->number) ||
+	    !read_name(l, f[1].value, "phase", &ph->name))
+		return false;
+	if (prev && ph->number <= prev->number)
+		return fail(l, f[0].value, "phase number %u must be greater than %u, the "
+			    "number of the phase before it", ph->number, prev->number);
+	if (all_digits(f[1].value->text, f[1].value->len))
+		return fail(l, f[1].value, "phase name '%s' must not be a number", ph->name);
+	for (int i = 0; i < index; i++)
+		if (strcmp(p->phases[i].name, ph->name) == 0)
+			return fail(l, f[1].value, "duplicate phase '%s' (phase %u has that name)",
+				    ph->name, p->phases[i].number);
+	if (f[2].value && !read_string(l, f[2].value, "description", PLAN_MAX_DESCRIPTION,
+				       &ph->description))
+		return false;
+
+	ph->action = arena_array(&p->arena, (size_t)p->nroutes, sizeof(*ph->action));
+	if (!ph->action)
+		return fail(l, n, "out of memory");
+	if (prev)
+		memcpy(ph->action, prev->action, (size_t)p->nroutes * sizeof(*ph->action));
+	if (f[3].value) {
+		const struct ynode *map = f[3].value;
+
+		if (map->kind != YNODE_MAPPING)
+			return fail(l, map, "'routes' of a phase must be a mapping");
+		for (const struct ynode *k = map->first; k && k->next; k = k->next->next) {
+			int r = find_route(l, k);
+			struct action *a;
+
+			if (r < 0)
+				return fail(l, k, "unknown route '%s'",
+					    k->kind == YNODE_SCALAR ? SHOW(k) : "?");
+			if (ph->action[r] && (!prev || ph->action[r] != prev->action[r]))
+				return fail(l, k, "route '%s' appears twice in phase %u",
+					    p->routes[r].name, ph->number);
+			a = arena_alloc(&p->arena, sizeof(*a));
+			if (!a)
+				return fail(l, k, "out of memory");
+			if (!load_action(l, k->next, &p->routes[r], a))
+				return false;
+			if (prev && same_action(a, prev->action[r]))
+				return fail(l, k->next, "route '%s' does the same as in phase %u; "
+					    "leave it out to inherit", p->routes[r].name,
+					    prev->number);
+			ph->action[r] = a;
+		}
+	}
+	for (int r = 0; r < p->nroutes; r++)
+		if (!ph->action[r])
+			return fail(l, n, "the first phase must say where every route goes; "
+				    "route '%s' is missing", p->routes[r].name);
+	return true;
+}
+
+static bool load_phases(struct loader *l, const struct ynode *list)
+{
+	struct plan *p = l->plan;
+
+	if (!read_list(l, list, "phases", PLAN_MAX_PHASES))
+		return false;
+	p->phases = arena_array(&p->arena, list->count, sizeof(*p->phases));
+	if (!p->phases)
+		return fail(l, list, "out of memory");
+	for (const struct ynode *n = list->first; n; n = n->next) {
+		if (!load_phase(l, n, p->nphases))
+			return false;
+		p->nphases++;
+	}
+	return true;
+}
+
+/* Also the phase lookup of plan.h, for --explain --phase. */
+int plan_phase_lookup(const struct plan *plan, const char *number_or_name)
+{
+	size_t len = strlen(number_or_name);
+
+	if (all_digits(number_or_name, len)) {
+		unsigned long n;
+
+		if (len > 9) /* beyond PLAN_MAX_PHASE_NUMBER whatever its zeros */
+			return -1;
+		n = strtoul(number_or_name, NULL, 10);
+		for (int i = 0; i < plan->nphases; i++)
+			if (plan->phases[i].number == n)
+				return i;
+		return -1;
+	}
+	for (int i = 0; i < plan->nphases; i++)
+		if (strcmp(plan->phases[i].name, number_or_name) == 0)
+			return i;
+	return -1;
+}
+
+static bool load_current(struct loader *l, const struct ynode *n)
+{
+	char buf[PLAN_MAX_NAME + 1];
+	struct plan *p = l->plan;
+
+	if (n->kind != YNODE_SCALAR || n->len == 0 || n->len > PLAN_MAX_NAME ||
+	    memchr(n->text, '\0', n->len))
+		return fail(l, n, "'phase' must be a phase number or name");
+	memcpy(buf, n->text, n->len);
+	buf[n->len] = '\0';
+	p->current = plan_phase_lookup(p, buf);
+	if (p->current < 0)
+		return fail(l, n, "phase '%s' is not in the plan (phases %u to %u)", SHOW(n),
+			    p->phases[0].number, p->phases[p->nphases - 1].number);
+	return true;
+}
+
+static bool load_root(struct loader *l, const struct ynode *root)
+{
+	struct field f[] = { { .key = "phase" }, { .key = "backends" },
+			     { .key = "default_backend" }, { .key = "routes" }, { .key = "phases" } };
+
+	if (!root)
+		return fail(l, NULL, "the plan is empty");
+	if (root->kind != YNODE_MAPPING)
+		return fail(l, root, "the plan must be a mapping");
+	if (!read_fields(l, root, "the plan", f, 5))
+		return false;
+	for (size_t i = 0; i < 5; i++)
+		if (i != 2 && !require(l, root, "the plan", &f[i]))
+			return false;
+	return load_backends(l, f[1].value, f[2].value) && load_routes(l, f[3].value) &&
+	       load_phases(l, f[4].value) && load_current(l, f[0].value);
+}
+
+struct plan *plan_loader_build(const char *name, const char *data, size_t len,
+			       plan_routes_check *check_routes, char *err, size_t errlen)
+{
+	struct loader l = { .file = name, .err = err, .errlen = errlen,
+			    .check_routes = check_routes };
+	struct arena tree = { 0 };
+	struct ytree_error ye;
+	struct ynode *root;
+	bool ok;
+
+	if (errlen)
+		err[0] = '\0';
+	l.plan = calloc(1, sizeof(*l.plan));
+	if (!l.plan) {
+		snprintf(err, errlen, "%s: out of memory", name);
+		return NULL;
+	}
+	if (len > PLAN_MAX_FILE_SIZE) {
+		ok = fail(&l, NULL, "the plan is larger than %zu bytes", PLAN_MAX_FILE_SIZE);
+	} else if (!ytree_parse(&tree, data, len, &root, &ye)) {
+		snprintf(err, errlen, "%s:%u:%u: %s", name, ye.line, ye.column, ye.reason);
+		ok = false;
+	} else {
+		l.plan->file = arena_strndup(&l.plan->arena, name, strlen(name));
+		ok = l.plan->file ? load_root(&l, root) : fail(&l, NULL, "out of memory");
+	}
+	arena_release(&tree);
+	if (!ok) {
+		arena_release(&l.plan->arena);
+		free(l.plan);
+		return NULL;
+	}
+	return l.plan;
+}
