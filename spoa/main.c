@@ -140,12 +140,14 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'h':
 			fputs(usage_text, stdout);
 			return 0;
-		case 'V':
-			if (strcmp(CUTOVER_DESCRIBE, CUTOVER_VERSION) == 0)
-				printf("cutover-spoa %s\n", CUTOVER_VERSION);
-			else
-				printf("cutover-spoa %s (%s)\n", CUTOVER_VERSION, CUTOVER_DESCRIBE);
+		case 'V': {
+			char line[128];
+
+			metrics_set_version(CUTOVER_VERSION, CUTOVER_DESCRIBE);
+			metrics_version_line(line, sizeof(line));
+			fputs(line, stdout);
 			return 0;
+		}
 		default:
 			fputs(usage_text, stderr);
 			return 2;
@@ -220,7 +222,7 @@ static int serve(const struct options *o)
 	}
 	unsigned phase = plan_phase_number(plan, plan_current_phase(plan));
 	const char *phase_name = plan_phase_name(plan, plan_current_phase(plan));
-	metrics_set_version(CUTOVER_VERSION);
+	metrics_set_version(CUTOVER_VERSION, CUTOVER_DESCRIBE);
 	metrics_plan_applied(plan, false, ev_time());
 	runtime_init(plan);
 	signal(SIGPIPE, SIG_IGN);

@@ -81,12 +81,13 @@ static uint64_t totals_overflow;       /* folded decisions that found no row */
 
 static struct {
 	const char *version;
+	const char *revision; /* git describe, or the version */
 	char hash[65];
 	unsigned phase;
 	uint64_t generation, accepted, rejected;
 	bool last_ok, listening;
 	double last_time;
-} facts = { .version = "unknown" };
+} facts = { .version = "unknown", .revision = "unknown" };
 
 /* ---- the decision path: single writer, no lock ---- */
 
@@ -306,10 +307,11 @@ void metrics_free_all(void)
 
 /* ---- facts from the main thread ---- */
 
-void metrics_set_version(const char *version)
+void metrics_set_version(const char *version, const char *revision)
 {
 	pthread_mutex_lock(&lock);
 	facts.version = version;
+	facts.revision = revision;
 	pthread_mutex_unlock(&lock);
 }
 
@@ -350,12 +352,14 @@ bool metrics_ready(void)
 	return ready;
 }
 
-const char *metrics_version(void)
+void metrics_version_line(char *buf, size_t size)
 {
 	pthread_mutex_lock(&lock);
-	const char *v = facts.version;
+	if (strcmp(facts.revision, facts.version) == 0)
+		snprintf(buf, size, "cutover-spoa %s\n", facts.version);
+	else
+		snprintf(buf, size, "cutover-spoa %s (%s)\n", facts.version, facts.revision);
 	pthread_mutex_unlock(&lock);
-	return v;
 }
 
 /* ---- the page ---- */
@@ -523,9 +527,11 @@ static void page_workers(struct page *p)
 /* Called with lock held. */
 static void page_facts(struct page *p)
 {
-	family(p, "cutover_build_info", "gauge", "The agent's version; always 1.");
+	family(p, "cutover_build_info", "gauge", "The agent's version and source revision; always 1.");
 	out(p, "cutover_build_info{version=\"");
 	out_label(p, facts.version);
+	out(p, "\",revision=\"");
+	out_label(p, facts.revision);
 	out(p, "\"} 1\n");
 	family(p, "cutover_plan_info", "gauge",
 	       "The plan in force: SHA-256 of its file and how many plans this process has "

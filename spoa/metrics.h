@@ -61,8 +61,9 @@ void metrics_decision(struct metrics_worker *m, const struct decision *d, uint64
 /* A monotonic clock in nanoseconds, for timing a decision. */
 uint64_t metrics_now_ns(void);
 
-/* Facts pushed by the main thread. version must outlive metrics. */
-void metrics_set_version(const char *version);
+/* Facts pushed by the main thread. version ("0.1.0") and revision (git
+ * describe, or the version again) must outlive metrics. */
+void metrics_set_version(const char *version, const char *revision);
 /* A plan went into force (the first, or an accepted reload when reload). */
 void metrics_plan_applied(const struct plan *plan, bool reload, double unix_time);
 /* A reload was rejected; the plan in force stays. */
@@ -72,7 +73,8 @@ void metrics_set_listening(void);
 
 /* A plan loaded and the SPOP listener up. */
 bool metrics_ready(void);
-const char *metrics_version(void);
+/* "cutover-spoa VERSION[ (REVISION)]\n": what --version and /version print. */
+void metrics_version_line(char *buf, size_t size);
 
 /* The whole page as Prometheus text (version 0.0.4), malloc'd; NULL on
  * allocation failure. */

@@ -136,7 +136,7 @@ static void route(struct client *c)
 			respond_text(c, 503, "Service Unavailable", "not ready\n");
 	} else if (target_is(c->req, "/version")) {
 		char text[256];
-		snprintf(text, sizeof(text), "cutover-spoa %s\n", metrics_version());
+		metrics_version_line(text, sizeof(text));
 		respond_text(c, 200, "OK", text);
 	} else {
 		respond_text(c, 404, "Not Found", "Not Found\n");

@@ -4,6 +4,7 @@ page checked with promtool; /healthz, /readyz, /version; --listen unix:."""
 import collections
 import hashlib
 import os
+import re
 import shutil
 import socket
 import struct
@@ -253,9 +254,12 @@ def test_reloads_results_success_timestamp_and_plan_hash(start_agent):
 def test_build_info_and_version_match_the_binary(start_agent):
     out = subprocess.run([agent_binary(), "--version"], capture_output=True, text=True,
                          timeout=10).stdout.strip()
-    version = out.split(" ", 1)[1]
+    m = re.fullmatch(r"cutover-spoa (\S+)(?: \((\S+)\))?", out)
+    assert m, out
+    version, revision = m.group(1), m.group(2) or m.group(1)
     a = start_agent(sample_plan(1))
-    assert a.scrape().series("cutover_build_info") == [({"version": version}, 1)]
+    assert a.scrape().series("cutover_build_info") == [
+        ({"version": version, "revision": revision}, 1)]
     assert http_get(a.metrics_port, "/version") == (200, out + "\n")
 
 

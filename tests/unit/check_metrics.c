@@ -240,14 +240,14 @@ START_TEST(facts_from_the_main_thread)
 	struct plan *p1 = load(PLAN_AT("1")), *p7 = load(PLAN_AT("7"));
 	char line[160];
 
-	metrics_set_version("9.9-test");
+	metrics_set_version("9.9-test", "9.9-test-1-gabc");
 	ck_assert(!metrics_ready());
 	metrics_plan_applied(p1, false, 100.5);
 	ck_assert(!metrics_ready());
 	metrics_set_listening();
 	ck_assert(metrics_ready());
 	char *t = page();
-	has(t, "cutover_build_info{version=\"9.9-test\"} 1");
+	has(t, "cutover_build_info{version=\"9.9-test\",revision=\"9.9-test-1-gabc\"} 1");
 	snprintf(line, sizeof(line), "cutover_plan_info{hash=\"%s\",generation=\"1\"} 1",
 		 plan_hash(p1));
 	has(t, line);
