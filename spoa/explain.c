@@ -32,6 +32,53 @@ static void list_names(FILE *out, const struct plan *p, int n,
 	fputc('\n', out);
 }
 
+static void print_gate(FILE *out, const struct plan_gate *g)
+{
+	if (g->kind == PLAN_GATE_MIN_TIME) {
+		fprintf(out, "at least %gs in the phase before", g->seconds);
+		return;
+	}
+	fprintf(out, "GET %s answers %u", g->url, g->expect_status);
+	if (g->json)
+		fprintf(out, " with %s", g->json);
+	if (g->has_min)
+		fprintf(out, " >= %g", g->min);
+	if (g->has_min && g->has_max)
+		fprintf(out, " and");
+	if (g->has_max)
+		fprintf(out, " <= %g", g->max);
+	fprintf(out, " (timeout %gs, every %gs)", g->timeout, g->interval);
+}
+
+/* The one-way doors, the gates of each phase and the plan's override. */
+static void print_guards(FILE *out, const struct plan *p)
+{
+	int doors = 0, gated = 0, over = plan_override_back_across(p);
+
+	fprintf(out, "  doors:    ");
+	for (int i = 0; i < plan_phase_count(p); i++)
+		if (plan_phase_one_way(p, i))
+			fprintf(out, "%sphase %u %s", doors++ ? ", " : "", plan_phase_number(p, i),
+				plan_phase_name(p, i));
+	fprintf(out, "%s\n", doors ? " (one way: no going back before it)" : "none");
+	for (int i = 0; i < plan_phase_count(p); i++) {
+		for (int g = 0; g < plan_phase_gate_count(p, i); g++) {
+			if (g == 0)
+				fprintf(out, "  %s entering phase %u %s:\n", gated++ ? "         " : "gates:   ",
+					plan_phase_number(p, i), plan_phase_name(p, i));
+			fprintf(out, "              ");
+			print_gate(out, plan_phase_gate(p, i, g));
+			fputc('\n', out);
+		}
+	}
+	if (!gated)
+		fprintf(out, "  gates:    none\n");
+	if (over >= 0)
+		fprintf(out, "  override: back across phase %u %s allowed: %s\n",
+			plan_phase_number(p, over), plan_phase_name(p, over),
+			plan_override_reason(p));
+}
+
 int explain_check(const char *file, FILE *out, FILE *err)
 {
 	struct plan *p = load(file, err);
@@ -52,6 +99,7 @@ int explain_check(const char *file, FILE *out, FILE *err)
 	list_names(out, p, plan_backend_count(p), plan_backend_name);
 	fprintf(out, "  default:  %s\n", deflt ? deflt : "none (HAProxy's default backend)");
 	fprintf(out, "  current:  phase %u %s\n", plan_phase_number(p, cur), plan_phase_name(p, cur));
+	print_guards(out, p);
 	plan_free(p);
 	return 0;
 }

@@ -66,6 +66,55 @@ int plan_current_phase(const struct plan *plan)
 	return plan->current;
 }
 
+int plan_desired_phase(const struct plan *plan)
+{
+	return plan->desired;
+}
+
+void plan_set_phase(struct plan *plan, int index)
+{
+	plan->current = index;
+}
+
+bool plan_phase_one_way(const struct plan *plan, int index)
+{
+	return plan->phases[index].one_way;
+}
+
+int plan_phase_gate_count(const struct plan *plan, int index)
+{
+	return plan->phases[index].ngates;
+}
+
+const struct plan_gate *plan_phase_gate(const struct plan *plan, int index, int gate)
+{
+	return &plan->phases[index].gates[gate];
+}
+
+int plan_override_back_across(const struct plan *plan)
+{
+	return plan->override_back_across;
+}
+
+const char *plan_override_reason(const struct plan *plan)
+{
+	return plan->override_reason;
+}
+
+void plan_route_action_text(const struct plan *plan, int phase, int route, char *buf,
+			    size_t len)
+{
+	const struct action *a = plan->phases[phase].action[route];
+
+	if (a->kind == ACTION_BACKEND)
+		snprintf(buf, len, "backend %s%s%s%s", plan->backends[a->backend],
+			 a->tpl ? ", rewrite " : "", a->tpl ? a->tpl->text : "",
+			 a->deprecated ? ", deprecated" : "");
+	else
+		snprintf(buf, len, "status %u%s%s", a->status, a->tpl ? ", link " : "",
+			 a->tpl ? a->tpl->text : "");
+}
+
 int plan_phase_count(const struct plan *plan)
 {
 	return plan->nphases;

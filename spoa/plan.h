@@ -7,9 +7,32 @@
 #ifndef CUTOVER_PLAN_H
 #define CUTOVER_PLAN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct plan;
+
+/* A condition checked before traffic enters a phase (docs/plan.md, Gates). */
+enum plan_gate_kind { PLAN_GATE_HTTP, PLAN_GATE_MIN_TIME };
+
+struct plan_gate {
+	enum plan_gate_kind kind;
+	const char *label;           /* for logs, metrics and the journal */
+	/* PLAN_GATE_HTTP: GET http://host:port/path must answer expect_status,
+	 * and, with json, the number at that dotted path be within [min, max]. */
+	const char *url;             /* as written */
+	char host[48];               /* numeric IPv4 or IPv6 address */
+	unsigned port;
+	const char *path;            /* starts with '/' */
+	unsigned expect_status;
+	const char *json;            /* NULL: the status alone decides */
+	bool has_min, has_max;
+	double min, max;
+	/* PLAN_GATE_MIN_TIME: seconds the live phase has been the one left. */
+	double seconds;
+	double timeout, interval;    /* seconds per attempt, between attempts */
+	unsigned line, column;       /* where the gate is defined */
+};
 
 /* Loads, validates and compiles file. Returns NULL on any error, with
  * "file:line:column: reason" in err (always NUL-terminated); an error that
@@ -22,8 +45,24 @@ struct plan *plan_load_buffer(const char *name, const char *data, size_t len,
 
 void plan_free(struct plan *plan);
 
-/* The phase in force (the top-level `phase:` key). */
+/* The phase decisions are made in: the file's `phase:` until the agent
+ * sets another one with plan_set_phase(). */
 int plan_current_phase(const struct plan *plan); /* index */
+/* The phase the file asks for (its top-level `phase:` key). */
+int plan_desired_phase(const struct plan *plan); /* index */
+/* Makes index the phase decisions are made in. Only on a plan nobody reads
+ * yet (before runtime_publish): a published plan is immutable. */
+void plan_set_phase(struct plan *plan, int index);
+
+/* One-way door: once live traffic entered this phase (or a later one), no
+ * plan may take it back before it unless the plan's override names it. */
+bool plan_phase_one_way(const struct plan *plan, int index);
+int plan_phase_gate_count(const struct plan *plan, int index);
+const struct plan_gate *plan_phase_gate(const struct plan *plan, int index, int gate);
+/* The one-way phase the plan's top-level override lets traffic go back
+ * across (index), or -1; and the reason it gives. */
+int plan_override_back_across(const struct plan *plan);
+const char *plan_override_reason(const struct plan *plan);
 
 int plan_phase_count(const struct plan *plan);
 unsigned plan_phase_number(const struct plan *plan, int index);
@@ -48,6 +87,11 @@ int plan_default_backend_index(const struct plan *plan);
 /* What route does in the phase at index phase: the backend's index, or -1
  * with the status the proxy answers (404, 410) in *status (0 otherwise). */
 int plan_route_backend(const struct plan *plan, int phase, int route, unsigned *status);
+
+/* What route does in phase, in words ("backend new_query, rewrite
+ * /v2{rest}", "status 410, link /v2{rest}"), for the journal. */
+void plan_route_action_text(const struct plan *plan, int phase, int route, char *buf,
+			    size_t len);
 
 /* SHA-256 of the plan file's bytes, 64 lowercase hex digits: the plan's
  * identity across agents and restarts. */

@@ -1,7 +1,7 @@
 /* plan_loader: YAML (through yamltree) into a validated plan.
  *
  * The loader walks the tree in a fixed order (backends, default_backend,
- * routes, phases, phase) and stops at the first error, which it reports as
+ * routes, phases, phase, override) and stops at the first error, which it reports as
  * "file:line:column: reason". Everything the plan keeps lives in its arena,
  * the tree in a second arena released before returning, so no error path
  * can leak. */
@@ -12,6 +12,7 @@
 #include "plan_types.h"
 #include "yamltree.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -462,15 +463,183 @@ static bool same_action(const struct action *a, const struct action *b)
 	return !a->tpl || strcmp(a->tpl->text, b->tpl->text) == 0;
 }
 
+
+/* A plain decimal number: optional '-' when negative is allowed, digits,
+ * optionally a '.' and more digits. */
+static bool read_decimal(struct loader *l, const struct ynode *n, const char *what,
+			 bool negative, double max, double *out)
+{
+	size_t i = 0, digits = 0;
+	char buf[32];
+
+	if (n->kind != YNODE_SCALAR || !n->plain || n->len == 0 || n->len >= sizeof(buf))
+		return fail(l, n, "'%s' must be a number", what);
+	if (negative && n->text[0] == '-')
+		i++;
+	for (; i < n->len && n->text[i] >= '0' && n->text[i] <= '9'; i++)
+		digits++;
+	if (i < n->len && n->text[i] == '.' && digits > 0)
+		for (i++; i < n->len && n->text[i] >= '0' && n->text[i] <= '9'; i++)
+			digits++;
+	if (i != n->len || digits == 0)
+		return fail(l, n, "'%s' must be a number%s", what,
+			    negative ? "" : " of seconds, 0 or more");
+	memcpy(buf, n->text, n->len);
+	buf[n->len] = '\0';
+	*out = strtod(buf, NULL);
+	if (*out > max || *out < -max)
+		return fail(l, n, "'%s' must be at most %g", what, max);
+	return true;
+}
+
+/* http://ADDRESS[:PORT]/PATH with a numeric address (or localhost): a gate
+ * never waits on a name lookup. */
+static bool parse_gate_url(struct loader *l, const struct ynode *n, struct plan_gate *g)
+{
+	const char *u = g->url, *host, *end;
+	size_t hlen;
+	unsigned char bin[16];
+
+	if (strncmp(u, "http://", 7) != 0)
+		return fail(l, n, "gate url '%s' must start with http://", SHOW(n));
+	host = u + 7;
+	if (*host == '[') {
+		end = strchr(host, ']');
+		if (!end)
+			return fail(l, n, "gate url '%s': unclosed '['", SHOW(n));
+		hlen = (size_t)(end - host - 1);
+		host++;
+		end++;
+	} else {
+		end = host + strcspn(host, ":/");
+		hlen = (size_t)(end - host);
+	}
+	if (hlen == 0 || hlen >= sizeof(g->host))
+		return fail(l, n, "gate url '%s' needs an address", SHOW(n));
+	memcpy(g->host, host, hlen);
+	g->host[hlen] = '\0';
+	if (strcmp(g->host, "localhost") == 0)
+		snprintf(g->host, sizeof(g->host), "127.0.0.1");
+	if (inet_pton(AF_INET, g->host, bin) != 1 && inet_pton(AF_INET6, g->host, bin) != 1)
+		return fail(l, n, "gate url '%s': the host must be an IP address or localhost "
+			    "(a gate does no name lookups)", SHOW(n));
+	g->port = 80;
+	if (*end == ':') {
+		unsigned long port = 0;
+		const char *p = end + 1;
+
+		for (; *p >= '0' && *p <= '9' && port <= 65535; p++)
+			port = port * 10 + (unsigned long)(*p - '0');
+		if (p == end + 1 || port == 0 || port > 65535 || (*p && *p != '/'))
+			return fail(l, n, "gate url '%s': bad port", SHOW(n));
+		g->port = (unsigned)port;
+		end = p;
+	}
+	g->path = *end ? end : "/";
+	for (const char *p = g->path; *p; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || *p == '#')
+			return fail(l, n, "gate url '%s': the path may not hold spaces, '#', "
+				    "control or non-ASCII bytes", SHOW(n));
+	return true;
+}
+
+static bool load_gate(struct loader *l, const struct ynode *n, struct plan_gate *g)
+{
+	struct field f[] = { { .key = "http" }, { .key = "min_time_in_previous" },
+			     { .key = "expect" }, { .key = "json" }, { .key = "min" },
+			     { .key = "max" }, { .key = "timeout" }, { .key = "interval" },
+			     { .key = "name" } };
+	char label[PLAN_MAX_NAME + 160];
+
+	if (!read_fields(l, n, "gate", f, 9))
+		return false;
+	g->line = n->line;
+	g->column = n->column;
+	g->timeout = 2;
+	g->interval = 1;
+	if (!f[0].value == !f[1].value)
+		return fail(l, n, "a gate is either 'http' or 'min_time_in_previous'");
+	if (f[6].value && (!read_decimal(l, f[6].value, "timeout", false, 60, &g->timeout)))
+		return false;
+	if (f[6].value && g->timeout <= 0)
+		return fail(l, f[6].value, "'timeout' must be more than 0");
+	if (f[7].value && (!read_decimal(l, f[7].value, "interval", false, 3600, &g->interval)))
+		return false;
+	if (f[7].value && g->interval < 0.1)
+		return fail(l, f[7].value, "'interval' must be at least 0.1");
+	if (f[8].value && !read_name(l, f[8].value, "gate", &g->label))
+		return false;
+	if (f[1].value) {
+		g->kind = PLAN_GATE_MIN_TIME;
+		for (int i = 2; i < 6; i++)
+			if (f[i].value)
+				return fail(l, f[i].key_node, "'%s' belongs to an http gate",
+					    f[i].key);
+		if (!read_decimal(l, f[1].value, "min_time_in_previous", false,
+				  PLAN_MAX_GATE_SECONDS, &g->seconds))
+			return false;
+		snprintf(label, sizeof(label), "min_time_in_previous %gs", g->seconds);
+	} else {
+		g->kind = PLAN_GATE_HTTP;
+		if (!read_string(l, f[0].value, "http", 1024, &g->url) ||
+		    !parse_gate_url(l, f[0].value, g))
+			return false;
+		g->expect_status = 200;
+		if (f[2].value && !read_number(l, f[2].value, "expect", 599, &g->expect_status))
+			return false;
+		if (g->expect_status < 100)
+			return fail(l, f[2].value, "'expect' must be an HTTP status, 100 to 599");
+		if (f[3].value && !read_string(l, f[3].value, "json", 256, &g->json))
+			return false;
+		if ((f[4].value || f[5].value) && !f[3].value)
+			return fail(l, f[4].value ? f[4].key_node : f[5].key_node,
+				    "'%s' needs 'json', the field it bounds",
+				    f[4].value ? "min" : "max");
+		if (f[3].value && !f[4].value && !f[5].value)
+			return fail(l, f[3].key_node, "'json' needs 'min' or 'max'");
+		g->has_min = f[4].value != NULL;
+		g->has_max = f[5].value != NULL;
+		if ((g->has_min && !read_decimal(l, f[4].value, "min", true, 1e15, &g->min)) ||
+		    (g->has_max && !read_decimal(l, f[5].value, "max", true, 1e15, &g->max)))
+			return false;
+		if (g->has_min && g->has_max && g->min > g->max)
+			return fail(l, f[4].value, "'min' %g is above 'max' %g", g->min, g->max);
+		snprintf(label, sizeof(label), "http %s%s%s", g->url, g->json ? " " : "",
+			 g->json ? g->json : "");
+	}
+	if (!g->label)
+		g->label = arena_strndup(&l->plan->arena, label, strlen(label));
+	return g->label ? true : fail(l, n, "out of memory");
+}
+
+static bool load_gates(struct loader *l, const struct ynode *list, struct phase *ph)
+{
+	struct plan_gate *gates;
+
+	if (!read_list(l, list, "gates", PLAN_MAX_GATES))
+		return false;
+	gates = arena_array(&l->plan->arena, list->count, sizeof(*gates));
+	if (!gates)
+		return fail(l, list, "out of memory");
+	for (const struct ynode *n = list->first; n; n = n->next) {
+		memset(&gates[ph->ngates], 0, sizeof(gates[0]));
+		if (!load_gate(l, n, &gates[ph->ngates]))
+			return false;
+		ph->ngates++;
+	}
+	ph->gates = gates;
+	return true;
+}
+
 static bool load_phase(struct loader *l, const struct ynode *n, int index)
 {
 	struct plan *p = l->plan;
 	struct phase *ph = &p->phases[index];
 	const struct phase *prev = index > 0 ? &p->phases[index - 1] : NULL;
 	struct field f[] = { { .key = "number" }, { .key = "name" }, { .key = "description" },
-			     { .key = "routes" } };
+			     { .key = "routes" }, { .key = "one_way" }, { .key = "gates" } };
 
-	if (!read_fields(l, n, "phase", f, 4) || !require(l, n, "phase", &f[0]) ||
+	if (!read_fields(l, n, "phase", f, 6) || !require(l, n, "phase", &f[0]) ||
 	    !require(l, n, "phase", &f[1]) ||
 	    !read_number(l, f[0].value, "number", PLAN_MAX_PHASE_NUMBER, &ph->number) ||
 	    !read_name(l, f[1].value, "phase", &ph->name))
@@ -486,6 +655,10 @@ static bool load_phase(struct loader *l, const struct ynode *n, int index)
 				    ph->name, p->phases[i].number);
 	if (f[2].value && !read_string(l, f[2].value, "description", PLAN_MAX_DESCRIPTION,
 				       &ph->description))
+		return false;
+	if (f[4].value && !read_bool(l, f[4].value, "one_way", &ph->one_way))
+		return false;
+	if (f[5].value && !load_gates(l, f[5].value, ph))
 		return false;
 
 	ph->action = arena_array(&p->arena, (size_t)p->nroutes, sizeof(*ph->action));
@@ -566,6 +739,36 @@ int plan_phase_lookup(const struct plan *plan, const char *number_or_name)
 	return -1;
 }
 
+/* override: { allow_back_across: PHASE, reason: TEXT } */
+static bool load_override(struct loader *l, const struct ynode *n)
+{
+	struct plan *p = l->plan;
+	struct field f[] = { { .key = "allow_back_across" }, { .key = "reason" } };
+	char buf[PLAN_MAX_NAME + 1];
+	const struct ynode *v;
+
+	p->override_back_across = -1;
+	if (!n)
+		return true;
+	if (!read_fields(l, n, "override", f, 2) || !require(l, n, "override", &f[0]) ||
+	    !require(l, n, "override", &f[1]) ||
+	    !read_string(l, f[1].value, "reason", PLAN_MAX_DESCRIPTION, &p->override_reason))
+		return false;
+	v = f[0].value;
+	if (v->kind != YNODE_SCALAR || v->len == 0 || v->len > PLAN_MAX_NAME ||
+	    memchr(v->text, '\0', v->len))
+		return fail(l, v, "'allow_back_across' must be a phase number or name");
+	memcpy(buf, v->text, v->len);
+	buf[v->len] = '\0';
+	p->override_back_across = plan_phase_lookup(p, buf);
+	if (p->override_back_across < 0)
+		return fail(l, v, "phase '%s' is not in the plan", SHOW(v));
+	if (!p->phases[p->override_back_across].one_way)
+		return fail(l, v, "phase '%s' is not one_way: there is no door to override",
+			    SHOW(v));
+	return true;
+}
+
 static bool load_current(struct loader *l, const struct ynode *n)
 {
 	char buf[PLAN_MAX_NAME + 1];
@@ -580,25 +783,28 @@ static bool load_current(struct loader *l, const struct ynode *n)
 	if (p->current < 0)
 		return fail(l, n, "phase '%s' is not in the plan (phases %u to %u)", SHOW(n),
 			    p->phases[0].number, p->phases[p->nphases - 1].number);
+	p->desired = p->current;
 	return true;
 }
 
 static bool load_root(struct loader *l, const struct ynode *root)
 {
 	struct field f[] = { { .key = "phase" }, { .key = "backends" },
-			     { .key = "default_backend" }, { .key = "routes" }, { .key = "phases" } };
+			     { .key = "default_backend" }, { .key = "routes" }, { .key = "phases" },
+			     { .key = "override" } };
 
 	if (!root)
 		return fail(l, NULL, "the plan is empty");
 	if (root->kind != YNODE_MAPPING)
 		return fail(l, root, "the plan must be a mapping");
-	if (!read_fields(l, root, "the plan", f, 5))
+	if (!read_fields(l, root, "the plan", f, 6))
 		return false;
 	for (size_t i = 0; i < 5; i++)
 		if (i != 2 && !require(l, root, "the plan", &f[i]))
 			return false;
 	return load_backends(l, f[1].value, f[2].value) && load_routes(l, f[3].value) &&
-	       load_phases(l, f[4].value) && load_current(l, f[0].value);
+	       load_phases(l, f[4].value) && load_current(l, f[0].value) &&
+	       load_override(l, f[5].value);
 }
 
 struct plan *plan_loader_build(const char *name, const char *data, size_t len,

@@ -7,6 +7,7 @@
 #define CUTOVER_PLAN_TYPES_H
 
 #include "arena.h"
+#include "plan.h"
 #include "pattern.h"
 #include "sha256.h"
 
@@ -22,6 +23,8 @@
 #define PLAN_MAX_HOST 253
 #define PLAN_MAX_DESCRIPTION 4096
 #define PLAN_MAX_PHASE_NUMBER 1000000
+#define PLAN_MAX_GATES 16            /* per phase */
+#define PLAN_MAX_GATE_SECONDS 86400
 
 struct template {
 	const char *text;            /* as written in the plan */
@@ -53,6 +56,9 @@ struct phase {
 	const char *name;
 	const char *description;     /* NULL when absent */
 	const struct action **action; /* one per route, inherited ones included */
+	bool one_way;
+	int ngates;
+	const struct plan_gate *gates;
 };
 
 struct trie_node;
@@ -60,7 +66,10 @@ struct trie_node;
 struct plan {
 	struct arena arena;
 	const char *file;
-	int current;                 /* index of the phase in force */
+	int current;                 /* index of the phase decisions are made in */
+	int desired;                 /* index of the file's `phase:` */
+	int override_back_across;    /* phase index, or -1 */
+	const char *override_reason;
 	int nphases;
 	struct phase *phases;
 	int nroutes;

@@ -161,9 +161,74 @@ START_TEST(check_summary)
 			    "seafoods-command, query, command\n"
 			    "  backends: 4: old_query, old_command, new_query, new_command\n"
 			    "  default:  none (HAProxy's default backend)\n"
-			    "  current:  phase 1 current-state\n");
+			    "  current:  phase 1 current-state\n"
+			    "  doors:    none\n"
+			    "  gates:    none\n");
 	free(o);
 	free(e);
+}
+END_TEST
+
+/* --check shows the one-way doors, every gate in words, and the override. */
+START_TEST(check_guards)
+{
+	struct capture out, err;
+	int rc;
+
+	capture_open(&out);
+	capture_open(&err);
+	rc = explain_check("tests/unit/plans/valid-gates.yaml", out.f, err.f);
+	char *o = capture_close(&out), *e = capture_close(&err);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_str_eq(e, "");
+	ck_assert_ptr_nonnull(strstr(o, "  current:  phase 1 one\n"
+		"  doors:    phase 3 three (one way: no going back before it)\n"
+		"  gates:    entering phase 2 two:\n"
+		"              GET http://127.0.0.1:9003/replication answers 200 with "
+		"replication.lag_seconds <= 1 (timeout 0.5s, every 0.2s)\n"
+		"              at least 2.5s in the phase before\n"
+		"              GET http://[::1]:8081/healthz answers 204 (timeout 2s, every 1s)\n"
+		"  override: back across phase 3 three allowed: restore drill\n"));
+	free(o);
+	free(e);
+}
+END_TEST
+
+/* The loader keeps what the gates say, parsed: address, port, path, bounds. */
+START_TEST(gates_loaded)
+{
+	char err[512];
+	struct plan *p = plan_load("tests/unit/plans/valid-gates.yaml", err, sizeof(err));
+	const struct plan_gate *g;
+
+	ck_assert_msg(p != NULL, "%s", err);
+	ck_assert_int_eq(plan_phase_gate_count(p, 0), 0);
+	ck_assert_int_eq(plan_phase_gate_count(p, 1), 3);
+	ck_assert(!plan_phase_one_way(p, 1));
+	ck_assert(plan_phase_one_way(p, 2));
+	ck_assert_int_eq(plan_override_back_across(p), 2);
+	ck_assert_str_eq(plan_override_reason(p), "restore drill");
+	g = plan_phase_gate(p, 1, 0);
+	ck_assert_int_eq(g->kind, PLAN_GATE_HTTP);
+	ck_assert_str_eq(g->host, "127.0.0.1");
+	ck_assert_uint_eq(g->port, 9003);
+	ck_assert_str_eq(g->path, "/replication");
+	ck_assert_str_eq(g->json, "replication.lag_seconds");
+	ck_assert(g->has_max && !g->has_min);
+	ck_assert(g->max == 1 && g->timeout == 0.5 && g->interval == 0.2);
+	g = plan_phase_gate(p, 1, 1);
+	ck_assert_int_eq(g->kind, PLAN_GATE_MIN_TIME);
+	ck_assert(g->seconds == 2.5);
+	ck_assert_str_eq(g->label, "min_time_in_previous 2.5s");
+	g = plan_phase_gate(p, 1, 2);
+	ck_assert_str_eq(g->host, "::1");
+	ck_assert_uint_eq(g->expect_status, 204);
+	ck_assert_str_eq(g->label, "query-app");
+	ck_assert_int_eq(plan_desired_phase(p), 0);
+	plan_set_phase(p, 2);
+	ck_assert_int_eq(plan_current_phase(p), 2);
+	ck_assert_int_eq(plan_desired_phase(p), 0);
+	plan_free(p);
 }
 END_TEST
 
@@ -518,6 +583,8 @@ static Suite *plan_suite(void)
 
 	tc = tcase_create("explain");
 	tcase_add_test(tc, check_summary);
+	tcase_add_test(tc, check_guards);
+	tcase_add_test(tc, gates_loaded);
 	tcase_add_test(tc, explain_all_phases);
 	tcase_add_test(tc, explain_one_phase);
 	tcase_add_test(tc, explain_unknown_phase);
