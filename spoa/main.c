@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "explain.h"
@@ -15,6 +16,7 @@
 #include "plan.h"
 #include "runtime.h"
 #include "sockets.h"
+#include "stepper.h"
 #include "status_http.h"
 #include "watcher.h"
 #include "worker.h"
@@ -34,7 +36,7 @@ static const char usage_text[] =
 	"usage: cutover-spoa --config FILE [--listen ADDR:PORT] [--threads N]\n"
 	"                    [--log-format logfmt|json]\n"
 	"                    [--log-level error|warn|info|debug] [--metrics ADDR:PORT]\n"
-	"                    [--max-connections N]\n"
+	"                    [--max-connections N] [--state-dir DIR] [--journal FILE]\n"
 	"       cutover-spoa --check FILE\n"
 	"       cutover-spoa --explain FILE METHOD PATH [--phase NUMBER|NAME] [--all-phases]\n"
 	"       cutover-spoa --help | --version\n"
@@ -49,6 +51,8 @@ static const char usage_text[] =
 	"  --metrics ADDR:PORT    serve GET /metrics (Prometheus text), /healthz, /readyz,\n"
 	"                         /version\n"
 	"  --max-connections N    open HAProxy connections at most, default 4096\n"
+	"  --state-dir DIR        keep the live phase there (effective.json) across restarts\n"
+	"  --journal FILE         append every phase step, refused or held edit (JSON lines)\n"
 	"  --check FILE           validate a plan and print a summary\n"
 	"  --explain FILE METHOD PATH\n"
 	"                         print the decision for one request\n"
@@ -61,6 +65,8 @@ struct options {
 	const char *check;
 	const char *explain;
 	const char *phase;
+	const char *state_dir;
+	const char *journal;
 	int all_phases;
 	unsigned threads;
 	unsigned max_connections;
@@ -83,7 +89,8 @@ static bool parse_count(const char *text, unsigned min, unsigned max, unsigned *
 /* Returns -1 to go on, or the exit status. */
 static int parse_options(int argc, char **argv, struct options *o)
 {
-	enum { OPT_PHASE = 256, OPT_ALL_PHASES, OPT_MAX_CONNS, OPT_METRICS, OPT_LOG_LEVEL };
+	enum { OPT_PHASE = 256, OPT_ALL_PHASES, OPT_MAX_CONNS, OPT_METRICS, OPT_LOG_LEVEL,
+	       OPT_STATE_DIR, OPT_JOURNAL };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "listen", required_argument, NULL, 'l' },
@@ -95,6 +102,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "check", required_argument, NULL, 'C' },
 		{ "explain", required_argument, NULL, 'E' },
 		{ "phase", required_argument, NULL, OPT_PHASE },
+		{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+		{ "journal", required_argument, NULL, OPT_JOURNAL },
 		{ "all-phases", no_argument, NULL, OPT_ALL_PHASES },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -112,6 +121,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'E': o->explain = optarg; break;
 		case OPT_METRICS: o->metrics = optarg; break;
 		case OPT_PHASE: o->phase = optarg; break;
+		case OPT_STATE_DIR: o->state_dir = optarg; break;
+		case OPT_JOURNAL: o->journal = optarg; break;
 		case OPT_ALL_PHASES: o->all_phases = 1; break;
 		case 't':
 			if (!parse_count(optarg, 1, MAX_THREADS, &o->threads)) {
@@ -169,6 +180,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 
 struct main_state {
 	struct watcher *watcher;
+	struct stepper *stepper;
 };
 
 /* Raises the soft limit on open files so max_connections sockets (plus
@@ -215,11 +227,25 @@ static int serve(const struct options *o)
 		log_error("%s", err);
 		return 1;
 	}
-	struct plan *plan = plan_load(o->config, err, sizeof(err));
-	if (!plan) {
+	struct ev_loop *loop = ev_default_loop(0);
+	struct main_state st = { 0 };
+	struct stat plan_st;
+	size_t plan_len;
+	char *plan_data = plan_read_file(o->config, &plan_len, err, sizeof(err));
+	struct plan *plan = plan_data ? plan_load_buffer(o->config, plan_data, plan_len, err,
+							 sizeof(err))
+				      : NULL;
+	if (!plan || stat(o->config, &plan_st) != 0 ||
+	    !(st.stepper = stepper_new(loop, o->config, o->state_dir, o->journal, err,
+				       sizeof(err)))) {
 		log_error("%s", err);
+		plan_free(plan);
+		free(plan_data);
 		return 1;
 	}
+	stepper_first(st.stepper, plan, plan_data, plan_len,
+		      &(struct plan_file_facts){ .uid = plan_st.st_uid, .mtime = plan_st.st_mtim });
+	free(plan_data);
 	unsigned phase = plan_phase_number(plan, plan_current_phase(plan));
 	const char *phase_name = plan_phase_name(plan, plan_current_phase(plan));
 	metrics_set_version(CUTOVER_VERSION, CUTOVER_DESCRIBE);
@@ -228,8 +254,6 @@ static int serve(const struct options *o)
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit(o->max_connections, o->threads);
 
-	struct ev_loop *loop = ev_default_loop(0);
-	struct main_state st = { 0 };
 	ev_signal hup, term, intr;
 	ev_signal_init(&hup, on_hup, SIGHUP);
 	ev_signal_init(&term, on_stop_signal, SIGTERM);
@@ -244,12 +268,14 @@ static int serve(const struct options *o)
 	    !(ms = status_http_start(loop, (struct sockaddr *)&maddr, maddrlen, err,
 				     sizeof(err)))) {
 		log_error("--metrics %s: %s", o->metrics, err);
+		stepper_free(st.stepper);
 		runtime_shutdown();
 		return 1;
 	}
-	st.watcher = watcher_start(loop, o->config);
+	st.watcher = watcher_start(loop, o->config, st.stepper);
 	if (!st.watcher) {
 		log_error("cannot watch %s", o->config);
+		stepper_free(st.stepper);
 		status_http_stop(ms);
 		runtime_shutdown();
 		return 1;
@@ -259,6 +285,7 @@ static int serve(const struct options *o)
 	if (!ws) {
 		log_error("--listen %s: %s", o->listen ? o->listen : DEFAULT_LISTEN, err);
 		watcher_stop(st.watcher);
+		stepper_free(st.stepper);
 		status_http_stop(ms);
 		runtime_shutdown();
 		metrics_free_all();
@@ -274,6 +301,7 @@ static int serve(const struct options *o)
 	ev_run(loop, 0);
 
 	watcher_stop(st.watcher);
+	stepper_free(st.stepper);
 	status_http_stop(ms);
 	workers_stop(ws);
 	runtime_shutdown();

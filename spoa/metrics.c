@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "json_out.h"
 #include "plan.h"
 #include "router.h"
 
@@ -83,7 +84,9 @@ static struct {
 	const char *version;
 	const char *revision; /* git describe, or the version */
 	char hash[65];
-	unsigned phase;
+	unsigned phase, desired;              /* effective and desired numbers */
+	char phase_name[65], desired_name[65];
+	char waiting[256], waiting_why[256];  /* the gate the next step waits on */
 	uint64_t generation, accepted, rejected;
 	bool last_ok, listening;
 	double last_time;
@@ -315,12 +318,75 @@ void metrics_set_version(const char *version, const char *revision)
 	pthread_mutex_unlock(&lock);
 }
 
+/* Called with lock held. */
+static void note_phases(const struct plan *plan)
+{
+	int cur = plan_current_phase(plan), want = plan_desired_phase(plan);
+
+	snprintf(facts.hash, sizeof(facts.hash), "%s", plan_hash(plan));
+	facts.phase = plan_phase_number(plan, cur);
+	facts.desired = plan_phase_number(plan, want);
+	snprintf(facts.phase_name, sizeof(facts.phase_name), "%s", plan_phase_name(plan, cur));
+	snprintf(facts.desired_name, sizeof(facts.desired_name), "%s", plan_phase_name(plan, want));
+	facts.generation++;
+}
+
+void metrics_phase_step(const struct plan *plan)
+{
+	pthread_mutex_lock(&lock);
+	note_phases(plan);
+	pthread_mutex_unlock(&lock);
+}
+
+void metrics_phase_waiting(const char *gate, const char *why)
+{
+	pthread_mutex_lock(&lock);
+	snprintf(facts.waiting, sizeof(facts.waiting), "%s", gate ? gate : "");
+	snprintf(facts.waiting_why, sizeof(facts.waiting_why), "%s", why ? why : "");
+	pthread_mutex_unlock(&lock);
+}
+
+char *metrics_status_json(size_t *len)
+{
+	struct json_out j = { 0 };
+
+	pthread_mutex_lock(&lock);
+	json_out_open(&j, '{');
+	json_out_key(&j, "desired");
+	json_out_uint(&j, facts.desired);
+	json_out_key(&j, "desired_name");
+	json_out_str(&j, facts.desired_name);
+	json_out_key(&j, "effective");
+	json_out_uint(&j, facts.phase);
+	json_out_key(&j, "effective_name");
+	json_out_str(&j, facts.phase_name);
+	json_out_key(&j, "waiting");
+	json_out_str(&j, facts.waiting[0] ? facts.waiting : NULL);
+	json_out_key(&j, "waiting_why");
+	json_out_str(&j, facts.waiting[0] ? facts.waiting_why : NULL);
+	json_out_key(&j, "plan");
+	json_out_str(&j, facts.hash);
+	json_out_key(&j, "generation");
+	json_out_uint(&j, facts.generation);
+	json_out_key(&j, "last_reload_ok");
+	json_out_bool(&j, facts.last_ok);
+	json_out_close(&j, '}');
+	pthread_mutex_unlock(&lock);
+	char *text = json_out_done(&j, len), *line = text ? realloc(text, *len + 2) : NULL;
+
+	if (!line) {
+		free(text);
+		return NULL;
+	}
+	line[(*len)++] = '\n';
+	line[*len] = '\0';
+	return line;
+}
+
 void metrics_plan_applied(const struct plan *plan, bool reload, double unix_time)
 {
 	pthread_mutex_lock(&lock);
-	snprintf(facts.hash, sizeof(facts.hash), "%s", plan_hash(plan));
-	facts.phase = plan_phase_number(plan, plan_current_phase(plan));
-	facts.generation++;
+	note_phases(plan);
 	if (reload)
 		facts.accepted++;
 	facts.last_ok = true;
@@ -539,9 +605,17 @@ static void page_facts(struct page *p)
 	out(p, "cutover_plan_info{hash=\"%s\",generation=\"%llu\"} 1\n", facts.hash,
 	    (unsigned long long)facts.generation);
 	family(p, "cutover_phase_desired", "gauge", "Phase the plan file asks for.");
-	out(p, "cutover_phase_desired %u\n", facts.phase);
+	out(p, "cutover_phase_desired %u\n", facts.desired);
 	family(p, "cutover_phase_effective", "gauge", "Phase decisions are made in.");
 	out(p, "cutover_phase_effective %u\n", facts.phase);
+	family(p, "cutover_phase_waiting", "gauge",
+	       "1 for the gate the next phase step waits on (none: the live phase is the "
+	       "desired one, or the step is being checked).");
+	if (facts.waiting[0]) {
+		out(p, "cutover_phase_waiting{gate=\"");
+		out_label(p, facts.waiting);
+		out(p, "\"} 1\n");
+	}
 	family(p, "cutover_plan_reloads_total", "counter",
 	       "Plan reloads by result (the first load is not one).");
 	out(p, "cutover_plan_reloads_total{result=\"accepted\"} %llu\n"

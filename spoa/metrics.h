@@ -66,6 +66,15 @@ uint64_t metrics_now_ns(void);
 void metrics_set_version(const char *version, const char *revision);
 /* A plan went into force (the first, or an accepted reload when reload). */
 void metrics_plan_applied(const struct plan *plan, bool reload, double unix_time);
+/* The live phase stepped: plan is the plan in force, at its new phase
+ * (not a reload of the file). */
+void metrics_phase_step(const struct plan *plan);
+/* The next step waits on gate (its label) because of why; NULL: on nothing. */
+void metrics_phase_waiting(const char *gate, const char *why);
+/* /status: desired and effective phases, what the next step waits on, the
+ * plan's hash, as one JSON object and a newline, malloc'd; NULL on
+ * allocation failure. */
+char *metrics_status_json(size_t *len);
 /* A reload was rejected; the plan in force stays. */
 void metrics_plan_rejected(double unix_time);
 /* The SPOP listener is up. */

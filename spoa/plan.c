@@ -22,12 +22,10 @@ struct plan *plan_load_buffer(const char *name, const char *data, size_t len,
 	return p;
 }
 
-struct plan *plan_load(const char *file, char *err, size_t errlen)
+char *plan_read_file(const char *file, size_t *len, char *err, size_t errlen)
 {
 	FILE *f = fopen(file, "rb");
 	char *data;
-	size_t len;
-	struct plan *p;
 
 	if (!f) {
 		snprintf(err, errlen, "%s: cannot open: %s", file, strerror(errno));
@@ -40,7 +38,7 @@ struct plan *plan_load(const char *file, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: out of memory", file);
 		return NULL;
 	}
-	len = fread(data, 1, PLAN_MAX_FILE_SIZE + 1, f);
+	*len = fread(data, 1, PLAN_MAX_FILE_SIZE + 1, f);
 	if (ferror(f)) {
 		snprintf(err, errlen, "%s: cannot read: %s", file, strerror(errno));
 		fclose(f);
@@ -48,6 +46,17 @@ struct plan *plan_load(const char *file, char *err, size_t errlen)
 		return NULL;
 	}
 	fclose(f);
+	return data;
+}
+
+struct plan *plan_load(const char *file, char *err, size_t errlen)
+{
+	size_t len;
+	char *data = plan_read_file(file, &len, err, errlen);
+	struct plan *p;
+
+	if (!data)
+		return NULL;
 	p = plan_load_buffer(file, data, len, err, errlen);
 	free(data);
 	return p;

@@ -13,6 +13,8 @@
 struct plan;
 
 /* A condition checked before traffic enters a phase (docs/plan.md, Gates). */
+#define PLAN_MAX_GATES 16 /* per phase */
+
 enum plan_gate_kind { PLAN_GATE_HTTP, PLAN_GATE_MIN_TIME };
 
 struct plan_gate {
@@ -38,6 +40,10 @@ struct plan_gate {
  * "file:line:column: reason" in err (always NUL-terminated); an error that
  * has no position (the file cannot be read) is "file: reason". */
 struct plan *plan_load(const char *file, char *err, size_t errlen);
+
+/* The file's bytes, malloc'd (at most the size limit, plus one byte to
+ * tell a file too large), or NULL with "file: reason" in err. */
+char *plan_read_file(const char *file, size_t *len, char *err, size_t errlen);
 
 /* The same from memory; name stands for the file in messages. */
 struct plan *plan_load_buffer(const char *name, const char *data, size_t len,

@@ -23,7 +23,6 @@
 #define PLAN_MAX_HOST 253
 #define PLAN_MAX_DESCRIPTION 4096
 #define PLAN_MAX_PHASE_NUMBER 1000000
-#define PLAN_MAX_GATES 16            /* per phase */
 #define PLAN_MAX_GATE_SECONDS 86400
 
 struct template {

@@ -127,6 +127,10 @@ static void route(struct client *c)
 		size_t len = 0;
 		char *page = metrics_render(&len);
 		respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", page, len);
+	} else if (target_is(c->req, "/status")) {
+		size_t len = 0;
+		char *page = metrics_status_json(&len);
+		respond(c, 200, "OK", "application/json", page, len);
 	} else if (target_is(c->req, "/healthz")) {
 		respond_text(c, 200, "OK", "ok\n");
 	} else if (target_is(c->req, "/readyz")) {

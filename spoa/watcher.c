@@ -29,6 +29,7 @@
 #include "metrics.h"
 #include "plan.h"
 #include "runtime.h"
+#include "stepper.h"
 
 #define POLL_INTERVAL 0.25 /* seconds between signature checks */
 #define SETTLE 0.1         /* seconds a file must be unmodified to be read */
@@ -38,6 +39,7 @@ struct signature {
 	int err; /* 0, or the errno that made the file unreadable */
 	dev_t dev;
 	ino_t ino;
+	uid_t uid; /* the owner, for the journal */
 	off_t size;
 	struct timespec mtim;
 	struct timespec ctim;
@@ -47,6 +49,7 @@ struct signature {
 struct watcher {
 	struct ev_loop *loop;
 	const char *path;
+	struct stepper *stepper;
 	ev_stat stat_w;
 	ev_timer poll_w;
 	ev_timer settle_w;
@@ -66,6 +69,7 @@ static void signature_read(const char *path, struct signature *sig)
 	}
 	sig->dev = st.st_dev;
 	sig->ino = st.st_ino;
+	sig->uid = st.st_uid;
 	sig->size = st.st_size;
 	sig->mtim = st.st_mtim;
 	sig->ctim = st.st_ctim;
@@ -100,7 +104,7 @@ static double settle_left(const struct signature *sig)
 
 /* Logs why the file was not applied (reason starts with the file name),
  * naming the plan that keeps serving. */
-static void reject_plan(const char *reason)
+static void reject_plan(struct watcher *w, const char *reason)
 {
 	const struct plan *cur = runtime_acquire();
 	int phase = plan_current_phase(cur);
@@ -111,30 +115,7 @@ static void reject_plan(const char *reason)
 		  LOG_STR("phase_name", plan_phase_name(cur, phase)));
 	runtime_release(cur);
 	metrics_plan_rejected(ev_time());
-}
-
-/* Publishes next and logs the phase change, or that there was none. */
-static void apply_plan(const struct watcher *w, struct plan *next)
-{
-	const struct plan *prev = runtime_acquire();
-	int from = plan_current_phase(prev), to = plan_current_phase(next);
-	unsigned from_num = plan_phase_number(prev, from);
-	unsigned to_num = plan_phase_number(next, to);
-	const char *from_name = plan_phase_name(prev, from);
-	const char *to_name = plan_phase_name(next, to);
-
-	metrics_plan_applied(next, true, ev_time());
-	runtime_publish(next); /* prev stays alive: we hold a reference */
-	if (from_num != to_num || strcmp(from_name, to_name) != 0)
-		log_event(LOGL_INFO, "phase_change", LOG_UINT("from", from_num),
-			  LOG_STR("from_name", from_name), LOG_UINT("to", to_num),
-			  LOG_STR("to_name", to_name), LOG_STR("plan", w->path),
-			  LOG_UINT("generation", runtime_generation()));
-	else
-		log_event(LOGL_INFO, "plan_reloaded", LOG_UINT("phase", to_num),
-			  LOG_STR("phase_name", to_name), LOG_STR("plan", w->path),
-			  LOG_UINT("generation", runtime_generation()));
-	runtime_release(prev);
+	stepper_rejected(w->stepper, reason);
 }
 
 /* Loads the file if its signature moved since the last version handled (or
@@ -145,6 +126,8 @@ static void check(struct watcher *w)
 	char err[512];
 	struct plan *next;
 	double wait;
+	char *data;
+	size_t len;
 
 	if (ev_is_active(&w->settle_w))
 		return; /* a load is already scheduled */
@@ -160,17 +143,21 @@ static void check(struct watcher *w)
 	w->seen = now;
 	if (now.err != 0) {
 		snprintf(err, sizeof(err), "%s: %s", w->path, strerror(now.err));
-		reject_plan(err);
+		reject_plan(w, err);
 		return;
 	}
-	next = plan_load(w->path, err, sizeof(err));
+	data = plan_read_file(w->path, &len, err, sizeof(err));
+	next = data ? plan_load_buffer(w->path, data, len, err, sizeof(err)) : NULL;
 	if (next == NULL) {
-		reject_plan(err);
+		reject_plan(w, err);
+		free(data);
 		return;
 	}
 	/* Written again while it was read? seen predates the read, so the next
 	 * check sees the difference and loads the newer version. */
-	apply_plan(w, next);
+	stepper_offer(w->stepper, next, data, len,
+		      &(struct plan_file_facts){ .uid = now.uid, .mtime = now.mtim });
+	free(data);
 }
 
 static void on_stat(struct ev_loop *loop, ev_stat *ev, int revents)
@@ -187,7 +174,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *ev, int revents)
 	check(ev->data);
 }
 
-struct watcher *watcher_start(struct ev_loop *loop, const char *path)
+struct watcher *watcher_start(struct ev_loop *loop, const char *path, struct stepper *stepper)
 {
 	struct watcher *w = calloc(1, sizeof(*w));
 
@@ -195,6 +182,7 @@ struct watcher *watcher_start(struct ev_loop *loop, const char *path)
 		return NULL;
 	w->loop = loop;
 	w->path = path;
+	w->stepper = stepper;
 	signature_read(path, &w->seen);
 	ev_stat_init(&w->stat_w, on_stat, path, 0.);
 	w->stat_w.data = w;
