@@ -309,32 +309,46 @@ static void kick_soon(struct stepper *s)
 	ev_idle_start(s->loop, &s->kick);
 }
 
-/* Traffic enters s->target: every gate passed. */
+static void journal_step(struct stepper *s, int from, int to, int gates)
+{
+	const struct plan *m = s->cur.model;
+	struct json_out j = { 0 };
+
+	record_open(&j, "step", &s->cur);
+	record_phase(&j, "from", m, from);
+	record_phase(&j, "to", m, to);
+	record_phase(&j, "desired", m, plan_desired_phase(m));
+	record_gates(&j, s, gates);
+	record_routes(&j, m, from, m, to);
+	record_close(s, &j);
+}
+
+/* Traffic enters s->target: every gate passed. Phases after it that have
+ * no gate are entered at the same instant, in one publish: each is a step
+ * of its own in the journal. */
 static void enter(struct stepper *s)
 {
 	const struct plan *m = s->cur.model;
-	int from = s->effective, to = s->target;
-	struct json_out j = { 0 };
-	struct plan *p = build_at(s, to);
+	int from = s->effective, to = s->target, desired = plan_desired_phase(m);
+	struct plan *p;
 
+	journal_step(s, from, to, plan_phase_gate_count(m, to));
+	while (to != desired && plan_phase_gate_count(m, steps_next(to, desired)) == 0) {
+		journal_step(s, to, steps_next(to, desired), 0);
+		to = steps_next(to, desired);
+	}
+	p = build_at(s, to);
 	metrics_phase_step(p);
 	runtime_publish(p);
 	s->effective = to;
 	s->entered = ev_time();
 	state_save(s);
-	log_event(LOGL_INFO, "phase_step", LOG_UINT("from", number(m, from)),
+	log_event(LOGL_INFO, "phase_change", LOG_UINT("from", number(m, from)),
 		  LOG_STR("from_name", plan_phase_name(m, from)), LOG_UINT("to", number(m, to)),
-		  LOG_STR("to_name", plan_phase_name(m, to)),
-		  LOG_UINT("desired", number(m, plan_desired_phase(m))),
-		  LOG_UINT("gates", (unsigned long long)plan_phase_gate_count(m, to)),
-		  LOG_STR("plan", s->path), LOG_UINT("generation", runtime_generation()));
-	record_open(&j, "step", &s->cur);
-	record_phase(&j, "from", m, from);
-	record_phase(&j, "to", m, to);
-	record_phase(&j, "desired", m, plan_desired_phase(m));
-	record_gates(&j, s, plan_phase_gate_count(m, to));
-	record_routes(&j, m, from, m, to);
-	record_close(s, &j);
+		  LOG_STR("to_name", plan_phase_name(m, to)), LOG_STR("plan", s->path),
+		  LOG_UINT("generation", runtime_generation()),
+		  LOG_UINT("desired", number(m, desired)),
+		  LOG_UINT("gates", (unsigned long long)plan_phase_gate_count(m, s->target)));
 	s->target = -1;
 	s->held = false;
 	metrics_phase_waiting(NULL, NULL);
@@ -667,11 +681,11 @@ void stepper_offer(struct stepper *s, struct plan *next, const char *data, size_
 	plan_set_phase(next, e);
 	metrics_plan_applied(next, true, ev_time());
 	runtime_publish(next);
-	log_event(LOGL_INFO, "plan_reloaded", LOG_UINT("effective", live),
-		  LOG_STR("effective_name", plan_phase_name(v.model, e)),
+	log_event(LOGL_INFO, "plan_reloaded", LOG_UINT("phase", live),
+		  LOG_STR("phase_name", plan_phase_name(v.model, e)), LOG_STR("plan", s->path),
+		  LOG_UINT("generation", runtime_generation()),
 		  LOG_UINT("desired", number(v.model, plan_desired_phase(v.model))),
-		  LOG_STR("desired_name", plan_phase_name(v.model, plan_desired_phase(v.model))),
-		  LOG_STR("plan", s->path), LOG_UINT("generation", runtime_generation()));
+		  LOG_STR("desired_name", plan_phase_name(v.model, plan_desired_phase(v.model))));
 	record_open(&j, "edit", &s->cur);
 	record_phase(&j, "effective", v.model, e);
 	record_phase(&j, "desired", v.model, plan_desired_phase(v.model));
