@@ -323,9 +323,22 @@ static void journal_step(struct stepper *s, int from, int to, int gates)
 	record_close(s, &j);
 }
 
-/* Traffic enters s->target: every gate passed. Phases after it that have
- * no gate are entered at the same instant, in one publish: each is a step
- * of its own in the journal. */
+/* Phases after at, towards the desired one, that have no gate are entered
+ * at the same instant as at, in one publish; each is a step of its own in
+ * the journal. Returns the last of them (at when there is none). */
+static int ungated_run(struct stepper *s, int at)
+{
+	const struct plan *m = s->cur.model;
+	int desired = plan_desired_phase(m);
+
+	while (at != desired && plan_phase_gate_count(m, steps_next(at, desired)) == 0) {
+		journal_step(s, at, steps_next(at, desired), 0);
+		at = steps_next(at, desired);
+	}
+	return at;
+}
+
+/* Traffic enters s->target: every gate passed. */
 static void enter(struct stepper *s)
 {
 	const struct plan *m = s->cur.model;
@@ -333,10 +346,7 @@ static void enter(struct stepper *s)
 	struct plan *p;
 
 	journal_step(s, from, to, plan_phase_gate_count(m, to));
-	while (to != desired && plan_phase_gate_count(m, steps_next(to, desired)) == 0) {
-		journal_step(s, to, steps_next(to, desired), 0);
-		to = steps_next(to, desired);
-	}
+	to = ungated_run(s, to);
 	p = build_at(s, to);
 	metrics_phase_step(p);
 	runtime_publish(p);
@@ -562,18 +572,25 @@ static void refuse(struct stepper *s, struct version *v, const char *why)
 	metrics_plan_rejected(ev_time());
 }
 
-/* Whether v may go into force with the live phase at its index *e; why not
- * in why. */
-static bool allowed(const struct version *v, unsigned live, int *e,
+/* Whether v may go into force with the live phase (number live) at its
+ * index *e; why not in why. door_passed is the number of the last one-way
+ * phase at or before the live one in the plan in force, or -1. */
+static bool allowed(const struct version *v, unsigned live, long door_passed, int *e,
 		    bool *overridden, char *why, size_t whylen)
 {
 	const struct plan *p = v->model;
 	int door;
 
 	*e = phase_by_number(p, live);
-	if (*e < 0) {
-		snprintf(why, whylen, "the live phase %u is not in the new plan", live);
+	if (*e < 0 && door_passed >= 0) {
+		snprintf(why, whylen, "the live phase %u is not in the new plan, and live traffic "
+			 "is past one-way phase %ld", live, door_passed);
 		return false;
+	}
+	if (*e < 0) { /* another migration: taken at its own phase */
+		*e = plan_desired_phase(p);
+		*overridden = false;
+		return true;
 	}
 	door = steps_door_refusal(p, *e, plan_desired_phase(p), overridden);
 	if (door >= 0) {
@@ -623,19 +640,19 @@ void stepper_first(struct stepper *s, struct plan *first, const char *data, size
 	s->effective = plan_desired_phase(s->cur.model);
 	s->entered = ev_time();
 	if (state_load(s, &saved, &since)) {
-		if (allowed(&s->cur, saved, &e, &used, why, sizeof(why))) {
+		if (phase_by_number(s->cur.model, saved) < 0) {
+			log_warn("state %s: saved phase %u is not in the plan; starting at the "
+				 "plan's phase", s->state_file, saved);
+		} else if (allowed(&s->cur, saved, -1, &e, &used, why, sizeof(why))) {
 			s->effective = e;
 			s->entered = since;
 			if (used)
 				note_override(s, &s->cur, e);
-		} else if (e >= 0) {
+		} else {
 			/* Nothing else to serve: this plan, held at the saved phase. */
 			s->effective = e;
 			s->entered = since;
 			refuse(s, &s->cur, why);
-		} else {
-			log_warn("state %s: saved phase %u is not in the plan; starting at the "
-				 "plan's phase", s->state_file, saved);
 		}
 	}
 	plan_set_phase(first, s->effective);
@@ -649,6 +666,15 @@ void stepper_first(struct stepper *s, struct plan *first, const char *data, size
 	record_close(s, &j);
 	state_save(s);
 	kick_soon(s);
+}
+
+/* The last one-way phase live traffic has entered, by number, or -1. */
+static long door_passed(const struct stepper *s)
+{
+	for (int i = s->effective; i >= 0; i--)
+		if (plan_phase_one_way(s->cur.model, i))
+			return (long)number(s->cur.model, i);
+	return -1;
 }
 
 void stepper_offer(struct stepper *s, struct plan *next, const char *data, size_t len,
@@ -666,7 +692,7 @@ void stepper_offer(struct stepper *s, struct plan *next, const char *data, size_
 		log_error("stepper: out of memory: the new plan is ignored");
 		return;
 	}
-	if (!allowed(&v, live, &e, &used, why, sizeof(why))) {
+	if (!allowed(&v, live, door_passed(s), &e, &used, why, sizeof(why))) {
 		refuse(s, &v, why);
 		drop(&v);
 		plan_free(next);
@@ -678,19 +704,33 @@ void stepper_offer(struct stepper *s, struct plan *next, const char *data, size_
 	old = s->cur;
 	s->cur = v;
 	s->effective = e;
-	plan_set_phase(next, e);
-	metrics_plan_applied(next, true, ev_time());
-	runtime_publish(next);
-	log_event(LOGL_INFO, "plan_reloaded", LOG_UINT("phase", live),
-		  LOG_STR("phase_name", plan_phase_name(v.model, e)), LOG_STR("plan", s->path),
-		  LOG_UINT("generation", runtime_generation()),
-		  LOG_UINT("desired", number(v.model, plan_desired_phase(v.model))),
-		  LOG_STR("desired_name", plan_phase_name(v.model, plan_desired_phase(v.model))));
 	record_open(&j, "edit", &s->cur);
 	record_phase(&j, "effective", v.model, e);
 	record_phase(&j, "desired", v.model, plan_desired_phase(v.model));
 	record_routes(&j, old.model, from, v.model, e);
 	record_close(s, &j);
+	s->effective = ungated_run(s, e);
+	plan_set_phase(next, s->effective);
+	metrics_plan_applied(next, true, ev_time());
+	runtime_publish(next);
+	if (s->effective != e) {
+		s->entered = ev_time();
+		state_save(s);
+		log_event(LOGL_INFO, "phase_change", LOG_UINT("from", live),
+			  LOG_STR("from_name", plan_phase_name(v.model, e)),
+			  LOG_UINT("to", number(v.model, s->effective)),
+			  LOG_STR("to_name", plan_phase_name(v.model, s->effective)),
+			  LOG_STR("plan", s->path), LOG_UINT("generation", runtime_generation()),
+			  LOG_UINT("desired", number(v.model, plan_desired_phase(v.model))),
+			  LOG_UINT("gates", 0));
+	} else {
+		log_event(LOGL_INFO, "plan_reloaded", LOG_UINT("phase", live),
+			  LOG_STR("phase_name", plan_phase_name(v.model, e)),
+			  LOG_STR("plan", s->path), LOG_UINT("generation", runtime_generation()),
+			  LOG_UINT("desired", number(v.model, plan_desired_phase(v.model))),
+			  LOG_STR("desired_name",
+				  plan_phase_name(v.model, plan_desired_phase(v.model))));
+	}
 	drop(&old);
 	kick_soon(s);
 }
