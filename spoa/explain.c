@@ -137,6 +137,25 @@ static void print_decision(FILE *out, const struct plan *p, const struct decisio
 	fputc('\n', out);
 }
 
+/* What guards entering phase i, when anything does: its gates and whether
+ * it is a one-way door. */
+static void print_entry_guards(FILE *out, const struct plan *p, int i)
+{
+	const char *sep = "";
+
+	if (!plan_phase_one_way(p, i) && plan_phase_gate_count(p, i) == 0)
+		return;
+	fprintf(out, "             guards: ");
+	for (int g = 0; g < plan_phase_gate_count(p, i); g++) {
+		fputs(sep, out);
+		print_gate(out, plan_phase_gate(p, i, g));
+		sep = "; ";
+	}
+	if (plan_phase_one_way(p, i))
+		fprintf(out, "%sone-way: once entered, no going back before it", sep);
+	fputc('\n', out);
+}
+
 int explain_request(const char *file, const char *method, const char *path,
 		    const char *phase, int all_phases, FILE *out, FILE *err)
 {
@@ -167,6 +186,7 @@ int explain_request(const char *file, const char *method, const char *path,
 		fprintf(out, "%c phase %2u %-24s ", i == plan_current_phase(p) ? '*' : ' ', d.phase,
 			d.phase_name);
 		print_decision(out, p, &d);
+		print_entry_guards(out, p, i);
 	}
 	plan_free(p);
 	return 0;

@@ -194,6 +194,32 @@ START_TEST(check_guards)
 }
 END_TEST
 
+/* --explain --all-phases says what guards entering each guarded phase. */
+START_TEST(explain_guards)
+{
+	struct capture out, err;
+	int rc;
+
+	capture_open(&out);
+	capture_open(&err);
+	rc = explain_request("tests/unit/plans/valid-gates.yaml", "GET", "/r/x", NULL, 1, out.f,
+			     err.f);
+	char *o = capture_close(&out), *e = capture_close(&err);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_str_eq(e, "");
+	ck_assert_str_eq(o, "GET /r/x\n"
+		"* phase  1 one                      route r -> backend a\n"
+		"  phase  2 two                      route r -> backend a\n"
+		"             guards: GET http://127.0.0.1:9003/replication answers 200 "
+		"with replication.lag_seconds <= 1 (timeout 0.5s, every 0.2s); at least 2.5s in "
+		"the phase before; GET http://[::1]:8081/healthz answers 204 (timeout 2s, every 1s)\n"
+		"  phase  3 three                    route r -> backend a\n"
+		"             guards: one-way: once entered, no going back before it\n");
+	free(o);
+	free(e);
+}
+END_TEST
+
 /* The loader keeps what the gates say, parsed: address, port, path, bounds. */
 START_TEST(gates_loaded)
 {
@@ -584,6 +610,7 @@ static Suite *plan_suite(void)
 	tc = tcase_create("explain");
 	tcase_add_test(tc, check_summary);
 	tcase_add_test(tc, check_guards);
+	tcase_add_test(tc, explain_guards);
 	tcase_add_test(tc, gates_loaded);
 	tcase_add_test(tc, explain_all_phases);
 	tcase_add_test(tc, explain_one_phase);
