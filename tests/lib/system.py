@@ -31,10 +31,34 @@ SPOE_CONF = os.path.join(ROOT, "haproxy", "cutover.spoe")
 ROLES = ("old-query", "old-command", "new-query", "new-command")
 
 
-def plan_text(phase):
-    """The sample plan with its one top-level `phase:` line set to `phase`."""
+SAMPLE_REPLICATION = "127.0.0.1:9005"  # the demo's data_steps.py, as the sample plan's gates name it
+
+
+def without_gates(text):
+    """The plan text without its phases' `gates:` blocks."""
+    out, skipping = [], False
+    for line in text.splitlines(True):
+        if line.rstrip() == "    gates:":
+            skipping = True
+            continue
+        if skipping and line.startswith("      "):
+            continue
+        skipping = False
+        out.append(line)
+    return "".join(out)
+
+
+def plan_text(phase, replication=None):
+    """The sample plan with its one top-level `phase:` line set to `phase`.
+    Its gates ask a replication status endpoint (data_steps.py): at
+    replication (HOST:PORT) when given, else the gates are left out, for
+    systems that run no such endpoint."""
     with open(PLAN) as f:
         text = f.read()
+    if replication is None:
+        text = without_gates(text)
+    else:
+        text = text.replace("http://%s/" % SAMPLE_REPLICATION, "http://%s/" % replication)
     try:
         return plan_phase.set_phase(text, phase)
     except ValueError as e:
@@ -115,15 +139,20 @@ class Haproxy(harness.Proc):
 
 class System:
     def __init__(self, name, phase, agents=2, agent_threads=1, agent_log_level="debug",
-                 metrics=False, replicator=False, agent_override=None, start_agents=True):
+                 metrics=False, replicator=False, agent_override=None, start_agents=True,
+                 data_steps=False):
         """agents: how many agents this System runs (HAProxy's two server
         lines name the first and the last). agent_override: HAProxy's agent
         addresses, for agents the caller runs itself (then agents=0).
         start_agents=False: HAProxy starts while no agent runs; start_agent(i)
-        starts them later. metrics: each agent serves /metrics."""
+        starts them later. metrics: each agent serves /metrics. data_steps:
+        scripts/apps/data_steps.py runs the replicator from the agents'
+        effective phase and answers the plan's gates (needs metrics); each
+        agent then keeps a state directory and a journal (agentN.journal)."""
         self.dir = tempfile.mkdtemp(prefix="cutover-%s-" % name)
         self.plan = os.path.join(self.dir, "cutover.yaml")
-        write_atomic(self.plan, plan_text(phase))
+        self.replication = "127.0.0.1:%d" % harness.free_port() if data_steps else None
+        write_atomic(self.plan, plan_text(phase, self.replication))
         self.agent_threads, self.metrics = agent_threads, metrics
         self.agent_log_level = agent_log_level
         self.procs, self.haproxy, self.stopped = [], None, None
@@ -156,6 +185,15 @@ class System:
                  "--new", self.db["new"]], "replicator", workdir=self.dir))
         for i in range(len(self.agents) if start_agents else 0):
             self.start_agent(i)
+        if self.replication:
+            p = harness.Proc(
+                [sys.executable, os.path.join(APPS, "data_steps.py"), "--old", self.db["old"],
+                 "--new", self.db["new"], "--listen", self.replication, "--pidfile-dir",
+                 self.dir, "--agents",
+                 ",".join("127.0.0.1:%d" % a.metrics_port for a in self.agents)],
+                "data-steps", workdir=self.dir)
+            self.procs.append(p)
+            harness.wait_port("127.0.0.1", int(self.replication.split(":")[1]), proc=p.proc)
         self.http_port = harness.free_port()
         self.stats_socket = os.path.join(self.dir, "haproxy.sock")
         env = haproxy_env(self.http_port, self.agent_addrs,
@@ -193,7 +231,7 @@ class System:
         # The last --log-level given wins over the harness's debug.
         a = harness.Agent(self.plan, threads=self.agent_threads, port=self.agent_ports[i],
                           metrics=self.metrics, workdir=d,
-                          extra=["--log-level", self.agent_log_level])
+                          extra=["--log-level", self.agent_log_level] + self._safety_args(i))
         self.agents[i] = a
         self.agent_history.append([a, None])
         return a
@@ -243,7 +281,7 @@ class System:
                              % (self.agent_phases(), phase, timeout))
 
     def set_phase(self, phase):
-        write_atomic(self.plan, plan_text(phase))
+        write_atomic(self.plan, plan_text(phase, self.replication))
 
     # --- HAProxy --------------------------------------------------------------
 
@@ -291,6 +329,16 @@ class System:
 
     def haproxy_log(self):
         return self.haproxy.log()
+
+    def _safety_args(self, i):
+        if not self.replication:
+            return []
+        state = os.path.join(self.dir, "agent%d-state" % (i + 1))
+        os.makedirs(state, exist_ok=True)
+        return ["--state-dir", state, "--journal", self.journal(i)]
+
+    def journal(self, i):
+        return os.path.join(self.dir, "agent%d.journal" % (i + 1))
 
     # --- stop -----------------------------------------------------------------
 
