@@ -128,17 +128,17 @@ def test_decisions_keep_their_phase_across_reloads(start_agent):
     write_atomic(a.plan, sample_plan(4))
     a.wait_for(lambda p: p.value("cutover_phase_effective") == 4, "phase 4")
     decide(a, [("GET", "/query/api/squids/1")] * 3)
-    write_atomic(a.plan, sample_plan(10))
-    a.wait_for(lambda p: p.value("cutover_phase_effective") == 10, "phase 10")
+    write_atomic(a.plan, sample_plan(6))
+    a.wait_for(lambda p: p.value("cutover_phase_effective") == 6, "phase 6")
     decide(a, [("GET", "/query/api/squids/1")] * 5)
-    write_atomic(a.plan, sample_plan(4))  # back: its counts add to phase 4's
+    write_atomic(a.plan, sample_plan(4))  # back (before the one-way phase 7): adds to 4's
     a.wait_for(lambda p: p.value("cutover_plan_reloads_total", result="accepted") == 3,
                "a third reload")
     decide(a, [("GET", "/query/api/squids/1")])
     assert decisions(a.scrape()) == {
         ("1", "squids-query", "old_query", ""): 2,
         ("4", "squids-query", "new_query", ""): 4,
-        ("10", "squids-query", "", "410"): 5,
+        ("6", "squids-query", "new_query", ""): 5,
     }
 
 
