@@ -2,15 +2,20 @@
  * plan exactly as the agent does, so what they print is what it would do. */
 #include "explain.h"
 
+#include "fallback.h"
+#include "fallback_file.h"
 #include "plan.h"
 #include "router.h"
 
+#include <errno.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define EXPLAIN_ERR_MAX 1024
 #define EXPLAIN_SCRATCH (64 * 1024)
 #define EXPLAIN_LIST_MAX 8  /* names listed by --check before "..." */
+#define PLAN_NAME_BUF 96    /* "cutover_" and a plan name of up to 64 bytes */
 
 static struct plan *load(const char *file, FILE *err)
 {
@@ -52,6 +57,100 @@ int explain_check(const char *file, FILE *out, FILE *err)
 	list_names(out, p, plan_backend_count(p), plan_backend_name);
 	fprintf(out, "  default:  %s\n", deflt ? deflt : "none (HAProxy's default backend)");
 	fprintf(out, "  current:  phase %u %s\n", plan_phase_number(p, cur), plan_phase_name(p, cur));
+	plan_free(p);
+	return 0;
+}
+
+/* True when the HAProxy configuration text declares a proxy called want in
+ * a "backend" or "listen" section (the only sections use_backend reaches). */
+static bool declares_backend(const char *cfg, const char *want)
+{
+	size_t wlen = strlen(want);
+
+	for (const char *line = cfg; line && *line; line = strchr(line, '\n'), line += !!line) {
+		const char *p = line + strspn(line, " \t");
+		size_t kw = strncmp(p, "backend", 7) == 0 ? 7 : strncmp(p, "listen", 6) == 0 ? 6 : 0;
+
+		if (!kw || (p[kw] != ' ' && p[kw] != '\t'))
+			continue;
+		p += kw + strspn(p + kw, " \t");
+		if (strncmp(p, want, wlen) == 0 && strchr(" \t\r\n#", p[wlen]) && p[wlen])
+			return true;
+	}
+	return false;
+}
+
+static char *read_text(const char *file, FILE *err)
+{
+	FILE *f = fopen(file, "rb");
+	char *text = NULL;
+	size_t len = 0;
+
+	if (!f) {
+		fprintf(err, "%s: cannot open: %s\n", file, strerror(errno));
+		return NULL;
+	}
+	if (fseek(f, 0, SEEK_END) == 0 && (len = (size_t)ftell(f)) < (64u << 20) &&
+	    fseek(f, 0, SEEK_SET) == 0 && (text = malloc(len + 2)) &&
+	    fread(text, 1, len, f) == len) {
+		text[len] = '\n'; /* so the last line ends like the others */
+		text[len + 1] = '\0';
+	} else {
+		fprintf(err, "%s: cannot read\n", file);
+		free(text);
+		text = NULL;
+	}
+	fclose(f);
+	return text;
+}
+
+int explain_check_haproxy(const char *file, const char *haproxy_cfg, FILE *out, FILE *err)
+{
+	int rc = explain_check(file, out, err);
+	struct plan *p;
+	char *cfg;
+	int missing = 0;
+
+	if (rc != 0 || !(p = load(file, err)))
+		return rc ? rc : 1;
+	if (!(cfg = read_text(haproxy_cfg, err))) {
+		plan_free(p);
+		return 1;
+	}
+	for (int i = 0; i < plan_backend_count(p); i++) {
+		char want[PLAN_NAME_BUF];
+
+		snprintf(want, sizeof(want), "cutover_%s", plan_backend_name(p, i));
+		if (declares_backend(cfg, want))
+			continue;
+		fprintf(err, "%s: no 'backend %s' for plan backend '%s': HAProxy would answer "
+			"503 for every request sent there\n", haproxy_cfg, want, plan_backend_name(p, i));
+		missing++;
+	}
+	if (!missing)
+		fprintf(out, "  haproxy:  %s has a backend cutover_<name> for each of the %d\n",
+			haproxy_cfg, plan_backend_count(p));
+	free(cfg);
+	plan_free(p);
+	return missing ? 1 : 0;
+}
+
+int explain_write_fallback(const char *file, const char *dir, FILE *out, FILE *err)
+{
+	char msg[EXPLAIN_ERR_MAX];
+	struct plan *p = load(file, err);
+	int cur;
+
+	if (!p)
+		return 1;
+	if (!fallback_write_dir(p, dir, msg, sizeof(msg))) {
+		fprintf(err, "%s\n", msg);
+		plan_free(p);
+		return 1;
+	}
+	cur = plan_current_phase(p);
+	fprintf(out, "%s/%s: phase %u %s, %d routes\n", dir, FALLBACK_MAP_FILE,
+		plan_phase_number(p, cur), plan_phase_name(p, cur), plan_route_count(p));
 	plan_free(p);
 	return 0;
 }

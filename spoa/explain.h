@@ -8,6 +8,15 @@
  * or file:line:column: reason to err. Returns the process exit status. */
 int explain_check(const char *file, FILE *out, FILE *err);
 
+/* explain_check, then: every plan backend must have a "backend
+ * cutover_<name>" (or "listen") in the HAProxy configuration haproxy_cfg;
+ * each one missing is named on err and makes the status 1. */
+int explain_check_haproxy(const char *file, const char *haproxy_cfg, FILE *out, FILE *err);
+
+/* Writes the fallback map of file's current phase into dir (see
+ * fallback.h); prints what it wrote. Returns the process exit status. */
+int explain_write_fallback(const char *file, const char *dir, FILE *out, FILE *err);
+
 /* Prints the decision for one request. phase is a number or name, or NULL
  * for the plan's current phase; all_phases prints one line per phase.
  * Returns the process exit status. */

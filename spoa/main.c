@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "explain.h"
+#include "fallback_writer.h"
 #include "log.h"
 #include "metrics.h"
 #include "plan.h"
@@ -29,8 +30,9 @@
 static const char usage_text[] =
 	"usage: cutover-spoa --config FILE [--listen ADDR:PORT] [--threads N]\n"
 	"                    [--log-level error|warn|info|debug] [--metrics ADDR:PORT]\n"
-	"                    [--max-connections N]\n"
-	"       cutover-spoa --check FILE\n"
+	"                    [--max-connections N] [--fallback-dir DIR]\n"
+	"       cutover-spoa --check FILE [--haproxy-config HAPROXY_CFG]\n"
+	"       cutover-spoa --write-fallback DIR FILE\n"
 	"       cutover-spoa --explain FILE METHOD PATH [--phase NUMBER|NAME] [--all-phases]\n"
 	"       cutover-spoa --help | --version\n"
 	"\n"
@@ -41,7 +43,11 @@ static const char usage_text[] =
 	"  --log-level LEVEL      error, warn, info (default) or debug; logs go to stderr\n"
 	"  --metrics ADDR:PORT    serve Prometheus text at GET /metrics\n"
 	"  --max-connections N    open HAProxy connections at most, default 4096\n"
+	"  --fallback-dir DIR     write HAProxy's fallback map there for every plan accepted\n"
 	"  --check FILE           validate a plan and print a summary\n"
+	"  --haproxy-config CFG   with --check: every plan backend needs cutover_<name> in CFG\n"
+	"  --write-fallback DIR FILE\n"
+	"                         write the fallback map of FILE's current phase into DIR\n"
 	"  --explain FILE METHOD PATH\n"
 	"                         print the decision for one request\n"
 	"SIGHUP reloads the plan; SIGTERM and SIGINT stop gracefully.\n";
@@ -53,6 +59,9 @@ struct options {
 	const char *check;
 	const char *explain;
 	const char *phase;
+	const char *fallback_dir;   /* --fallback-dir, or --write-fallback's DIR */
+	const char *haproxy_config;
+	int write_fallback;
 	int all_phases;
 	unsigned threads;
 	unsigned max_connections;
@@ -123,7 +132,8 @@ static bool parse_count(const char *text, unsigned min, unsigned max, unsigned *
 /* Returns -1 to go on, or the exit status. */
 static int parse_options(int argc, char **argv, struct options *o)
 {
-	enum { OPT_PHASE = 256, OPT_ALL_PHASES, OPT_MAX_CONNS, OPT_METRICS, OPT_LOG_LEVEL };
+	enum { OPT_PHASE = 256, OPT_ALL_PHASES, OPT_MAX_CONNS, OPT_METRICS, OPT_LOG_LEVEL,
+	       OPT_FALLBACK_DIR, OPT_WRITE_FALLBACK, OPT_HAPROXY_CONFIG };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "listen", required_argument, NULL, 'l' },
@@ -135,6 +145,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "explain", required_argument, NULL, 'E' },
 		{ "phase", required_argument, NULL, OPT_PHASE },
 		{ "all-phases", no_argument, NULL, OPT_ALL_PHASES },
+		{ "fallback-dir", required_argument, NULL, OPT_FALLBACK_DIR },
+		{ "write-fallback", required_argument, NULL, OPT_WRITE_FALLBACK },
+		{ "haproxy-config", required_argument, NULL, OPT_HAPROXY_CONFIG },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -152,6 +165,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case OPT_METRICS: o->metrics = optarg; break;
 		case OPT_PHASE: o->phase = optarg; break;
 		case OPT_ALL_PHASES: o->all_phases = 1; break;
+		case OPT_FALLBACK_DIR: o->fallback_dir = optarg; break;
+		case OPT_WRITE_FALLBACK: o->fallback_dir = optarg; o->write_fallback = 1; break;
+		case OPT_HAPROXY_CONFIG: o->haproxy_config = optarg; break;
 		case 't':
 			if (!parse_count(optarg, 1, MAX_THREADS, &o->threads)) {
 				fprintf(stderr, "cutover-spoa: --threads: 1 to %d\n", MAX_THREADS);
@@ -184,6 +200,13 @@ static int parse_options(int argc, char **argv, struct options *o)
 	if (o->explain) {
 		if (argc - optind != 2) {
 			fprintf(stderr, "cutover-spoa: --explain FILE METHOD PATH\n");
+			return 2;
+		}
+		return -1;
+	}
+	if (o->write_fallback) {
+		if (argc - optind != 1) {
+			fprintf(stderr, "cutover-spoa: --write-fallback DIR FILE\n");
 			return 2;
 		}
 		return -1;
@@ -250,6 +273,8 @@ static int serve(const struct options *o)
 	}
 	unsigned phase = plan_phase_number(plan, plan_current_phase(plan));
 	const char *phase_name = plan_phase_name(plan, plan_current_phase(plan));
+	fallback_writer_set_dir(o->fallback_dir);
+	fallback_writer_publish(plan);
 	runtime_init(plan);
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit(o->max_connections, o->threads);
@@ -317,6 +342,10 @@ int main(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
+	if (o.write_fallback)
+		return explain_write_fallback(argv[optind], o.fallback_dir, stdout, stderr);
+	if (o.check && o.haproxy_config)
+		return explain_check_haproxy(o.check, o.haproxy_config, stdout, stderr);
 	if (o.check)
 		return explain_check(o.check, stdout, stderr);
 	if (o.explain)

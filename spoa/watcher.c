@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "fallback_writer.h"
 #include "log.h"
 #include "plan.h"
 #include "runtime.h"
@@ -126,6 +127,7 @@ static void apply_plan(const struct watcher *w, struct plan *next)
 	const char *to_name = plan_phase_name(next, to);
 
 	runtime_publish(next); /* prev stays alive: we hold a reference */
+	fallback_writer_publish(next);
 	if (from_num != to_num || strcmp(from_name, to_name) != 0)
 		log_info("phase change: %u (%s) -> %u (%s) file=%s generation=%" PRIu64,
 			 from_num, from_name, to_num, to_name, w->path,

@@ -1,0 +1,17 @@
+/* fallback_writer: the running agent keeps HAProxy's fallback map in step
+ * with every plan it accepts (at start and on each accepted reload). Main
+ * thread only. */
+#ifndef CUTOVER_FALLBACK_WRITER_H
+#define CUTOVER_FALLBACK_WRITER_H
+
+struct plan;
+
+/* Where to write (--fallback-dir); NULL (the default) writes nothing. The
+ * string must outlive the writer. */
+void fallback_writer_set_dir(const char *dir);
+
+/* Writes the map for plan, when a directory is set; logs the outcome. A
+ * failure keeps the previous map and the plan still serves. */
+void fallback_writer_publish(const struct plan *plan);
+
+#endif
