@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "explain.h"
 #include "fallback.h"
 #include "fallback_file.h"
 #include "plan.h"
@@ -177,6 +178,64 @@ START_TEST(write_dir_missing)
 }
 END_TEST
 
+/* A stream whose text the test reads back (caller frees). */
+struct capture {
+	char *text;
+	size_t len;
+	FILE *f;
+};
+
+static void capture_open(struct capture *c)
+{
+	c->f = open_memstream(&c->text, &c->len);
+	ck_assert_ptr_nonnull(c->f);
+}
+
+static char *capture_close(struct capture *c)
+{
+	fclose(c->f);
+	return c->text;
+}
+
+/* --check --haproxy-config names each plan backend HAProxy lacks. */
+START_TEST(check_haproxy_missing_backend)
+{
+	struct capture out, err;
+	int rc;
+
+	capture_open(&out);
+	capture_open(&err);
+	rc = explain_check_haproxy(SMALL, "tests/unit/fallback/haproxy-partial.cfg", out.f, err.f);
+	char *o = capture_close(&out), *e = capture_close(&err);
+	ck_assert_int_eq(rc, 1);
+	ck_assert_str_eq(e, "tests/unit/fallback/haproxy-partial.cfg: no 'backend cutover_admin' "
+			    "for plan backend 'admin': HAProxy would answer 503 for every request "
+			    "sent there\n");
+	ck_assert_ptr_nonnull(strstr(o, "plan is valid"));
+	free(o);
+	free(e);
+}
+END_TEST
+
+/* The shipped HAProxy configuration has every backend of the sample plan. */
+START_TEST(check_haproxy_sample)
+{
+	struct capture out, err;
+	int rc;
+
+	capture_open(&out);
+	capture_open(&err);
+	rc = explain_check_haproxy(SAMPLE, "haproxy/haproxy.cfg", out.f, err.f);
+	char *o = capture_close(&out), *e = capture_close(&err);
+	ck_assert_str_eq(e, "");
+	ck_assert_int_eq(rc, 0);
+	ck_assert_ptr_nonnull(strstr(o, "  haproxy:  haproxy/haproxy.cfg has a backend "
+				       "cutover_<name> for each of the 4\n"));
+	free(o);
+	free(e);
+}
+END_TEST
+
 static Suite *fallback_suite(void)
 {
 	Suite *s = suite_create("fallback");
@@ -187,6 +246,8 @@ static Suite *fallback_suite(void)
 	tcase_add_test(tc, write_error_reported);
 	tcase_add_test(tc, write_dir_atomic);
 	tcase_add_test(tc, write_dir_missing);
+	tcase_add_test(tc, check_haproxy_missing_backend);
+	tcase_add_test(tc, check_haproxy_sample);
 	suite_add_tcase(s, tc);
 	return s;
 }
