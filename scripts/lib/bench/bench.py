@@ -193,7 +193,13 @@ class Bench:
                          env=env, port=int(stub["NEW_COMMAND"].split(":")[1]))
         apps = {"CUTOVER_" + k: v for k, v in stub.items()}
         apps["CUTOVER_DEFAULT_APP"] = stub["OLD_QUERY"]
-        self.agent_e2e = self.agent(self.phase_plan(), "agent-e2e")
+        plan = self.phase_plan()
+        self.agent_e2e = self.agent(plan, "agent-e2e")
+        fallback_dir = os.path.join(self.workdir, "fallback")
+        os.makedirs(fallback_dir, exist_ok=True)
+        rc, out, err = run([self.spoa, "--write-fallback", fallback_dir, plan], 30)
+        if rc != 0:
+            raise Failure("cannot write the fallback map: %s%s" % (out, err))
         agent_addr = "127.0.0.1:%d" % self.agent_e2e.port
 
         native_port = harness.free_port()
@@ -206,7 +212,7 @@ class Bench:
         env = dict(apps, CUTOVER_HTTP_BIND="127.0.0.1:%d" % cut_port, CUTOVER_NBTHREAD="1",
                    # One agent: both server lines of spoe_cutover name it.
                    CUTOVER_AGENT1=agent_addr, CUTOVER_AGENT2=agent_addr,
-                   CUTOVER_START_PHASE=str(BENCH_PHASE),
+                   CUTOVER_FALLBACK_DIR=fallback_dir,
                    CUTOVER_SPOE_CONF=os.path.join(ROOT, "haproxy", "cutover.spoe"),
                    CUTOVER_STATS_SOCKET=os.path.join(self.workdir, "haproxy.sock"))
         self.cutover = self.procs.start([self.haproxy, "-db", "-f",
