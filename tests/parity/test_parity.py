@@ -349,3 +349,40 @@ def test_figures():
           "%(requests)d requests, %(differences)d differences" % TOTALS)
     print("parity: agent decisions: " + ", ".join("%s %d" % kv for kv in sorted(KINDS.items())))
     assert TOTALS["plans"] > 0
+
+
+def test_agent_rewrites_map_for_each_accepted_plan(binaries):
+    """The running agent keeps the map in step with the plan: a new phase is
+    written, a rejected edit leaves the last good map in place."""
+    with tempfile.TemporaryDirectory(prefix="cutover-parity-reload-") as work:
+        plan_file = os.path.join(work, "plan.yaml")
+        fb = os.path.join(work, "fallback")
+        os.mkdir(fb)
+        map_file = os.path.join(fb, "cutover.map")
+        with open(SAMPLE) as f:
+            text = f.read()
+
+        def write(phase_line):
+            tmp = plan_file + ".tmp"
+            with open(tmp, "w") as f:
+                f.write(re.sub(r"(?m)^phase: .*$", phase_line, text))
+            os.replace(tmp, plan_file)
+
+        def map_phase():
+            with open(map_file) as f:
+                return f.read().rsplit("\n^ ", 1)[1].split("|")[0]
+
+        write("phase: 3")
+        with open(os.path.join(work, "agent.log"), "w") as log:
+            agent = Agent(binaries[0], plan_file, fb, log)
+            try:
+                assert map_phase() == "3"  # written before the agent listens
+                write("phase: 8")
+                wait_for("map at phase 8", lambda: map_phase() == "8", agent.proc)
+                write("phase: 99")  # not in the plan: rejected
+                wait_for("rejection logged", lambda: "phase '99' is not in the plan"
+                         in open(log.name).read(), agent.proc)
+                assert map_phase() == "8"
+                assert os.listdir(fb) == ["cutover.map"]
+            finally:
+                agent.close()
