@@ -3,27 +3,50 @@
 
 #include "fallback.h"
 #include "fallback_file.h"
+#include "fallback_runtime.h"
 #include "log.h"
 #include "plan.h"
 
 static const char *fallback_dir;
+static const char *haproxy_socket;
 
 void fallback_writer_set_dir(const char *dir)
 {
 	fallback_dir = dir;
 }
 
+void fallback_writer_set_socket(const char *socket_path)
+{
+	haproxy_socket = socket_path;
+}
+
+static void push(const struct plan *plan, unsigned phase)
+{
+	char err[1024];
+
+	if (!fallback_runtime_push(plan, haproxy_socket, err, sizeof(err))) {
+		log_error("fallback map not installed in HAProxy: %s; HAProxy keeps its map", err);
+		return;
+	}
+	log_info("fallback map installed in HAProxy (%s), phase %u", haproxy_socket, phase);
+	if (!fallback_runtime_missing_backends(plan, haproxy_socket, err, sizeof(err)))
+		log_error("cannot list HAProxy's backends: %s", err);
+	else if (err[0])
+		log_warn("HAProxy has no backend cutover_<name> for plan backends: %s; requests "
+			 "sent there get 503", err);
+}
+
 void fallback_writer_publish(const struct plan *plan)
 {
 	char err[1024];
 	int cur = plan_current_phase(plan);
+	unsigned phase = plan_phase_number(plan, cur);
 
-	if (!fallback_dir)
-		return;
-	if (!fallback_write_dir(plan, fallback_dir, err, sizeof(err))) {
-		log_error("fallback map not written: %s; HAProxy keeps the previous one", err);
-		return;
-	}
-	log_info("fallback map written: %s/%s, phase %u (%s)", fallback_dir, FALLBACK_MAP_FILE,
-		 plan_phase_number(plan, cur), plan_phase_name(plan, cur));
+	if (fallback_dir && !fallback_write_dir(plan, fallback_dir, err, sizeof(err)))
+		log_error("fallback map not written: %s; the previous one stays", err);
+	else if (fallback_dir)
+		log_info("fallback map written: %s/%s, phase %u (%s)", fallback_dir,
+			 FALLBACK_MAP_FILE, phase, plan_phase_name(plan, cur));
+	if (haproxy_socket)
+		push(plan, phase);
 }

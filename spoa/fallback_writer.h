@@ -10,8 +10,14 @@ struct plan;
  * string must outlive the writer. */
 void fallback_writer_set_dir(const char *dir);
 
-/* Writes the map for plan, when a directory is set; logs the outcome. A
- * failure keeps the previous map and the plan still serves. */
+/* HAProxy's admin socket (--haproxy-socket); NULL (the default): HAProxy
+ * reads the map only when it starts. */
+void fallback_writer_set_socket(const char *socket_path);
+
+/* Writes the map for plan when a directory is set, then, when a socket is
+ * set, installs it in HAProxy and warns of each plan backend HAProxy lacks;
+ * logs the outcome. A failure keeps the previous map; the plan still
+ * serves. */
 void fallback_writer_publish(const struct plan *plan);
 
 #endif

@@ -31,6 +31,7 @@ static const char usage_text[] =
 	"usage: cutover-spoa --config FILE [--listen ADDR:PORT] [--threads N]\n"
 	"                    [--log-level error|warn|info|debug] [--metrics ADDR:PORT]\n"
 	"                    [--max-connections N] [--fallback-dir DIR]\n"
+	"                    [--haproxy-socket PATH]\n"
 	"       cutover-spoa --check FILE [--haproxy-config HAPROXY_CFG]\n"
 	"       cutover-spoa --write-fallback DIR FILE\n"
 	"       cutover-spoa --explain FILE METHOD PATH [--phase NUMBER|NAME] [--all-phases]\n"
@@ -44,6 +45,7 @@ static const char usage_text[] =
 	"  --metrics ADDR:PORT    serve Prometheus text at GET /metrics\n"
 	"  --max-connections N    open HAProxy connections at most, default 4096\n"
 	"  --fallback-dir DIR     write HAProxy's fallback map there for every plan accepted\n"
+	"  --haproxy-socket PATH  HAProxy's admin socket: install each new fallback map there\n"
 	"  --check FILE           validate a plan and print a summary\n"
 	"  --haproxy-config CFG   with --check: every plan backend needs cutover_<name> in CFG\n"
 	"  --write-fallback DIR FILE\n"
@@ -61,6 +63,7 @@ struct options {
 	const char *phase;
 	const char *fallback_dir;   /* --fallback-dir, or --write-fallback's DIR */
 	const char *haproxy_config;
+	const char *haproxy_socket;
 	int write_fallback;
 	int all_phases;
 	unsigned threads;
@@ -133,7 +136,8 @@ static bool parse_count(const char *text, unsigned min, unsigned max, unsigned *
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { OPT_PHASE = 256, OPT_ALL_PHASES, OPT_MAX_CONNS, OPT_METRICS, OPT_LOG_LEVEL,
-	       OPT_FALLBACK_DIR, OPT_WRITE_FALLBACK, OPT_HAPROXY_CONFIG };
+	       OPT_FALLBACK_DIR, OPT_WRITE_FALLBACK, OPT_HAPROXY_CONFIG,
+	       OPT_HAPROXY_SOCKET };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "listen", required_argument, NULL, 'l' },
@@ -148,6 +152,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "fallback-dir", required_argument, NULL, OPT_FALLBACK_DIR },
 		{ "write-fallback", required_argument, NULL, OPT_WRITE_FALLBACK },
 		{ "haproxy-config", required_argument, NULL, OPT_HAPROXY_CONFIG },
+		{ "haproxy-socket", required_argument, NULL, OPT_HAPROXY_SOCKET },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -168,6 +173,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case OPT_FALLBACK_DIR: o->fallback_dir = optarg; break;
 		case OPT_WRITE_FALLBACK: o->fallback_dir = optarg; o->write_fallback = 1; break;
 		case OPT_HAPROXY_CONFIG: o->haproxy_config = optarg; break;
+		case OPT_HAPROXY_SOCKET: o->haproxy_socket = optarg; break;
 		case 't':
 			if (!parse_count(optarg, 1, MAX_THREADS, &o->threads)) {
 				fprintf(stderr, "cutover-spoa: --threads: 1 to %d\n", MAX_THREADS);
@@ -274,6 +280,7 @@ static int serve(const struct options *o)
 	unsigned phase = plan_phase_number(plan, plan_current_phase(plan));
 	const char *phase_name = plan_phase_name(plan, plan_current_phase(plan));
 	fallback_writer_set_dir(o->fallback_dir);
+	fallback_writer_set_socket(o->haproxy_socket);
 	fallback_writer_publish(plan);
 	runtime_init(plan);
 	signal(SIGPIPE, SIG_IGN);
