@@ -89,11 +89,11 @@ class Agent:
     """The real cutover-spoa on one plan; asked over SPOP with every arg
     HAProxy sends, the host included."""
 
-    def __init__(self, binary, plan_file, fallback_dir, log):
+    def __init__(self, binary, plan_file, fallback_dir, log, extra=()):
         self.port = free_port()
         self.proc = subprocess.Popen(
             [binary, "--config", plan_file, "--listen", "127.0.0.1:%d" % self.port,
-             "--threads", "1", "--fallback-dir", fallback_dir],
+             "--threads", "1", "--fallback-dir", fallback_dir] + list(extra),
             stdout=log, stderr=log)
         wait_for("agent", lambda: listening(self.port), self.proc)
         self.conn = spop.Conn("127.0.0.1", self.port, 5.0)
@@ -386,3 +386,49 @@ def test_agent_rewrites_map_for_each_accepted_plan(binaries):
                 assert os.listdir(fb) == ["cutover.map"]
             finally:
                 agent.close()
+
+
+def test_agent_installs_map_in_running_haproxy(binaries, stub_port):
+    """Given HAProxy's admin socket, the agent installs each new map in the
+    running HAProxy (Runtime API): no reload, the fallback follows the plan.
+    It also names the plan backend that HAProxy lacks."""
+    with tempfile.TemporaryDirectory(prefix="cutover-parity-runtime-") as work:
+        plan_file = os.path.join(work, "plan.yaml")
+        fb = os.path.join(work, "fallback")
+        os.mkdir(fb)
+        with open(SAMPLE) as f:
+            text = f.read()
+
+        def write(phase):
+            tmp = plan_file + ".tmp"
+            with open(tmp, "w") as f:
+                f.write(re.sub(r"(?m)^phase: .*$", "phase: %d" % phase, text))
+            os.replace(tmp, plan_file)
+
+        write(3)
+        subprocess.run([binaries[0], "--write-fallback", fb, plan_file], check=True,
+                       capture_output=True)
+        configured = [b for b in SAMPLE_BACKENDS if b != "new_command"]
+        hap = HAProxy(binaries[1], work, haproxy_config(configured, stub_port), fb, stub_port)
+        agent = None
+        try:
+            assert hap.ask("GET", "/query/api/seafoods/1", "shop.test", "a")[0] == 404
+            with open(os.path.join(work, "agent.log"), "w") as log:
+                agent = Agent(binaries[0], plan_file, fb, log,
+                              ["--haproxy-socket", os.path.join(work, "haproxy.sock")])
+                write(8)
+                wait_for("HAProxy routes by phase 8", lambda: hap.ask(
+                    "GET", "/query/api/seafoods/1", "shop.test", "b")[0] == 200, agent.proc)
+                status, headers = hap.ask("GET", "/query/api/squids/1", "shop.test", "c")
+                assert (status, headers.get("x-stub-backend"), headers.get("deprecation"),
+                        headers.get("x-stub-path")) == \
+                    (200, "new_query", "true", "/query/api/seafoods/1?tag=c")
+                with open(log.name) as f:
+                    agent_log = f.read()
+                assert "not installed" not in agent_log, agent_log
+                assert "HAProxy has no backend cutover_<name> for plan backends: " \
+                    "new_command;" in agent_log, agent_log
+        finally:
+            if agent:
+                agent.close()
+            hap.close()
