@@ -40,7 +40,7 @@ SAMPLE_BACKENDS = ["old_query", "old_command", "new_query", "new_command"]
 SAMPLE_PATHS = ["/query/api/seafoodsbar/1", "/query/api/squidsfoo", "/query/api/squids-archive/1",
                 "/query/api/squids", "/query/api/squids/42", "/query/api/squids/a%20b",
                 "/query/api/squids/../x", "/query/api/squids/%2e%2e", "/query/api/seafoods/1",
-                "/command/api/squids/7", "/command/api/squidsfoo", "/command/api/seafoods",
+                "/command/api/squids", "/command/api/squids/7", "/command/api/squidsfoo", "/command/api/seafoods",
                 "/query/orders", "/command/orders/1", "/query/", "/query", "/health",
                 "/query//api/squids/1", "/Query/api/squids/1", "/query/api/squids/x|y"]
 TOTALS = {"plans": 0, "requests": 0, "differences": 0, "rejected": 0}
