@@ -25,7 +25,7 @@ bool fallback_write_dir(const struct plan *plan, const char *dir, char *err, siz
 	}
 	fd = mkstemp(tmp);
 	if (fd < 0) {
-		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+		snprintf(err, errlen, "%s: cannot create a file there: %s", dir, strerror(errno));
 		return false;
 	}
 	f = fdopen(fd, "w");
