@@ -191,10 +191,18 @@ static void print_decision(FILE *out, const struct plan *p, const struct decisio
 int explain_request(const char *file, const char *method, const char *path,
 		    const char *phase, int all_phases, FILE *out, FILE *err)
 {
+	return explain_request_host(file, method, path, NULL, phase, all_phases, out, err);
+}
+
+int explain_request_host(const char *file, const char *method, const char *path,
+			 const char *host, const char *phase, int all_phases, FILE *out,
+			 FILE *err)
+{
 	static char scratch[EXPLAIN_SCRATCH]; /* the command line runs one thread */
 	struct route_request req = {
 		.method = method, .method_len = strlen(method),
 		.path = path, .path_len = strlen(path),
+		.host = host, .host_len = host ? strlen(host) : 0,
 	};
 	struct plan *p = load(file, err);
 	int index, first, last;
@@ -208,7 +216,10 @@ int explain_request(const char *file, const char *method, const char *path,
 		plan_free(p);
 		return 1;
 	}
-	fprintf(out, "%s %s\n", method, path);
+	if (host)
+		fprintf(out, "%s %s host %s\n", method, path, host);
+	else
+		fprintf(out, "%s %s\n", method, path);
 	first = all_phases ? 0 : index;
 	last = all_phases ? plan_phase_count(p) - 1 : index;
 	for (int i = first; i <= last; i++) {

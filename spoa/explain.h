@@ -23,4 +23,10 @@ int explain_write_fallback(const char *file, const char *dir, FILE *out, FILE *e
 int explain_request(const char *file, const char *method, const char *path,
 		    const char *phase, int all_phases, FILE *out, FILE *err);
 
+/* The same for a request with a Host header (host as sent, ":port"
+ * allowed; NULL: no Host header), so host routes can be explained. */
+int explain_request_host(const char *file, const char *method, const char *path,
+			 const char *host, const char *phase, int all_phases, FILE *out,
+			 FILE *err);
+
 #endif

@@ -34,7 +34,8 @@ static const char usage_text[] =
 	"                    [--haproxy-socket PATH]\n"
 	"       cutover-spoa --check FILE [--haproxy-config HAPROXY_CFG]\n"
 	"       cutover-spoa --write-fallback DIR FILE\n"
-	"       cutover-spoa --explain FILE METHOD PATH [--phase NUMBER|NAME] [--all-phases]\n"
+	"       cutover-spoa --explain FILE METHOD PATH [--host HOST] [--phase NUMBER|NAME]\n"
+	"                    [--all-phases]\n"
 	"       cutover-spoa --help | --version\n"
 	"\n"
 	"SPOE agent that routes HTTP requests through a migration plan.\n"
@@ -64,6 +65,7 @@ struct options {
 	const char *fallback_dir;   /* --fallback-dir, or --write-fallback's DIR */
 	const char *haproxy_config;
 	const char *haproxy_socket;
+	const char *host;           /* --explain --host */
 	int write_fallback;
 	int all_phases;
 	unsigned threads;
@@ -137,7 +139,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { OPT_PHASE = 256, OPT_ALL_PHASES, OPT_MAX_CONNS, OPT_METRICS, OPT_LOG_LEVEL,
 	       OPT_FALLBACK_DIR, OPT_WRITE_FALLBACK, OPT_HAPROXY_CONFIG,
-	       OPT_HAPROXY_SOCKET };
+	       OPT_HAPROXY_SOCKET, OPT_HOST };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "listen", required_argument, NULL, 'l' },
@@ -153,6 +155,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "write-fallback", required_argument, NULL, OPT_WRITE_FALLBACK },
 		{ "haproxy-config", required_argument, NULL, OPT_HAPROXY_CONFIG },
 		{ "haproxy-socket", required_argument, NULL, OPT_HAPROXY_SOCKET },
+		{ "host", required_argument, NULL, OPT_HOST },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -174,6 +177,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case OPT_WRITE_FALLBACK: o->fallback_dir = optarg; o->write_fallback = 1; break;
 		case OPT_HAPROXY_CONFIG: o->haproxy_config = optarg; break;
 		case OPT_HAPROXY_SOCKET: o->haproxy_socket = optarg; break;
+		case OPT_HOST: o->host = optarg; break;
 		case 't':
 			if (!parse_count(optarg, 1, MAX_THREADS, &o->threads)) {
 				fprintf(stderr, "cutover-spoa: --threads: 1 to %d\n", MAX_THREADS);
@@ -356,8 +360,8 @@ int main(int argc, char **argv)
 	if (o.check)
 		return explain_check(o.check, stdout, stderr);
 	if (o.explain)
-		return explain_request(o.explain, argv[optind], argv[optind + 1], o.phase,
-				       o.all_phases, stdout, stderr);
+		return explain_request_host(o.explain, argv[optind], argv[optind + 1], o.host,
+					    o.phase, o.all_phases, stdout, stderr);
 	log_set_level(o.level);
 	return serve(&o);
 }

@@ -236,6 +236,29 @@ START_TEST(check_haproxy_sample)
 }
 END_TEST
 
+/* --explain --host: host routes can be explained; the port is ignored. */
+START_TEST(explain_with_host)
+{
+	struct capture out, err;
+	int rc;
+
+	capture_open(&out);
+	capture_open(&err);
+	rc = explain_request_host(SMALL, "GET", "/api/x", "ADMIN.example:8080", NULL, 0, out.f,
+				  err.f);
+	rc += explain_request_host(SMALL, "GET", "/api/x", "other.example", NULL, 0, out.f, err.f);
+	char *o = capture_close(&out), *e = capture_close(&err);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_str_eq(e, "");
+	ck_assert_str_eq(o, "GET /api/x host ADMIN.example:8080\n"
+			    "* phase 30 later                    route admin -> backend admin\n"
+			    "GET /api/x host other.example\n"
+			    "* phase 30 later                    route any-api -> backend old\n");
+	free(o);
+	free(e);
+}
+END_TEST
+
 static Suite *fallback_suite(void)
 {
 	Suite *s = suite_create("fallback");
@@ -248,6 +271,7 @@ static Suite *fallback_suite(void)
 	tcase_add_test(tc, write_dir_missing);
 	tcase_add_test(tc, check_haproxy_missing_backend);
 	tcase_add_test(tc, check_haproxy_sample);
+	tcase_add_test(tc, explain_with_host);
 	suite_add_tcase(s, tc);
 	return s;
 }
