@@ -20,13 +20,13 @@ void fallback_writer_set_socket(const char *socket_path)
 	haproxy_socket = socket_path;
 }
 
-static void push(const struct plan *plan, unsigned phase)
+static bool push(const struct plan *plan, unsigned phase)
 {
 	char err[1024];
 
 	if (!fallback_runtime_push(plan, haproxy_socket, err, sizeof(err))) {
 		log_error("fallback map not installed in HAProxy: %s; HAProxy keeps its map", err);
-		return;
+		return false;
 	}
 	log_info("fallback map installed in HAProxy (%s), phase %u", haproxy_socket, phase);
 	if (!fallback_runtime_missing_backends(plan, haproxy_socket, err, sizeof(err)))
@@ -34,19 +34,22 @@ static void push(const struct plan *plan, unsigned phase)
 	else if (err[0])
 		log_warn("HAProxy has no backend cutover_<name> for plan backends: %s; requests "
 			 "sent there get 503", err);
+	return true;
 }
 
-void fallback_writer_publish(const struct plan *plan)
+bool fallback_writer_publish(const struct plan *plan)
 {
 	char err[1024];
 	int cur = plan_current_phase(plan);
 	unsigned phase = plan_phase_number(plan, cur);
+	bool ok = true;
 
-	if (fallback_dir && !fallback_write_dir(plan, fallback_dir, err, sizeof(err)))
+	if (fallback_dir && !(ok = fallback_write_dir(plan, fallback_dir, err, sizeof(err))))
 		log_error("fallback map not written: %s; the previous one stays", err);
 	else if (fallback_dir)
 		log_info("fallback map written: %s/%s, phase %u (%s)", fallback_dir,
 			 FALLBACK_MAP_FILE, phase, plan_phase_name(plan, cur));
-	if (haproxy_socket)
-		push(plan, phase);
+	if (haproxy_socket && !push(plan, phase))
+		ok = false;
+	return ok;
 }

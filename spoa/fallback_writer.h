@@ -4,6 +4,8 @@
 #ifndef CUTOVER_FALLBACK_WRITER_H
 #define CUTOVER_FALLBACK_WRITER_H
 
+#include <stdbool.h>
+
 struct plan;
 
 /* Where to write (--fallback-dir); NULL (the default) writes nothing. The
@@ -16,8 +18,8 @@ void fallback_writer_set_socket(const char *socket_path);
 
 /* Writes the map for plan when a directory is set, then, when a socket is
  * set, installs it in HAProxy and warns of each plan backend HAProxy lacks;
- * logs the outcome. A failure keeps the previous map; the plan still
- * serves. */
-void fallback_writer_publish(const struct plan *plan);
+ * logs the outcome. A failure keeps the previous map (the agent's plan still
+ * serves); returns false when a step failed. */
+bool fallback_writer_publish(const struct plan *plan);
 
 #endif

@@ -33,7 +33,7 @@ static const char usage_text[] =
 	"                    [--max-connections N] [--fallback-dir DIR]\n"
 	"                    [--haproxy-socket PATH]\n"
 	"       cutover-spoa --check FILE [--haproxy-config HAPROXY_CFG]\n"
-	"       cutover-spoa --write-fallback DIR FILE\n"
+	"       cutover-spoa --write-fallback DIR [--haproxy-socket PATH] FILE\n"
 	"       cutover-spoa --explain FILE METHOD PATH [--host HOST] [--phase NUMBER|NAME]\n"
 	"                    [--all-phases]\n"
 	"       cutover-spoa --help | --version\n"
@@ -51,6 +51,7 @@ static const char usage_text[] =
 	"  --haproxy-config CFG   with --check: every plan backend needs cutover_<name> in CFG\n"
 	"  --write-fallback DIR FILE\n"
 	"                         write the fallback map of FILE's current phase into DIR\n"
+	"                         (and install it in HAProxy, given its admin socket)\n"
 	"  --explain FILE METHOD PATH\n"
 	"                         print the decision for one request\n"
 	"SIGHUP reloads the plan; SIGTERM and SIGINT stop gracefully.\n";
@@ -346,6 +347,25 @@ static int serve(const struct options *o)
 	return 0;
 }
 
+/* --write-fallback DIR --haproxy-socket PATH FILE: what the agent does for
+ * each plan it accepts, once; for a HAProxy whose agents are all down. */
+static int install_fallback(const struct options *o, const char *file)
+{
+	char err[1024];
+	struct plan *plan = plan_load(file, err, sizeof(err));
+	bool ok;
+
+	if (!plan) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	fallback_writer_set_dir(o->fallback_dir);
+	fallback_writer_set_socket(o->haproxy_socket);
+	ok = fallback_writer_publish(plan);
+	plan_free(plan);
+	return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = { .max_connections = DEFAULT_MAX_CONNECTIONS, .level = LOGL_INFO };
@@ -353,6 +373,8 @@ int main(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
+	if (o.write_fallback && o.haproxy_socket)
+		return install_fallback(&o, argv[optind]);
 	if (o.write_fallback)
 		return explain_write_fallback(argv[optind], o.fallback_dir, stdout, stderr);
 	if (o.check && o.haproxy_config)

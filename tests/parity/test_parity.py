@@ -428,6 +428,17 @@ def test_agent_installs_map_in_running_haproxy(binaries, stub_port):
                 assert "not installed" not in agent_log, agent_log
                 assert "HAProxy has no backend cutover_<name> for plan backends: " \
                     "new_command;" in agent_log, agent_log
+            agent.close()
+            agent = None
+            # Every agent down, the plan moves on: the command line installs it.
+            write(10)
+            r = subprocess.run([binaries[0], "--write-fallback", fb, "--haproxy-socket",
+                                os.path.join(work, "haproxy.sock"), plan_file],
+                               capture_output=True, text=True)
+            assert r.returncode == 0, r.stderr
+            status, headers = hap.ask("GET", "/query/api/squids/1", "shop.test", "d")
+            assert (status, headers.get("link")) == \
+                (410, '</query/api/seafoods/1>; rel="successor-version"')
         finally:
             if agent:
                 agent.close()
