@@ -97,16 +97,20 @@ static bool refused(const char *what, char *answer, char *err, size_t errlen)
  * "show map" lines such as "0 (/run/fallback/cutover.map) pattern loaded...". */
 static long find_map(const char *answer)
 {
-	for (const char *line = answer; *line; line += strcspn(line, "\n") + (line[strcspn(line, "\n")] != 0)) {
+	size_t n = strlen(FALLBACK_MAP_FILE);
+
+	for (const char *line = answer; *line;) {
+		size_t len = strcspn(line, "\n");
 		char *end;
 		long id = strtol(line, &end, 10);
-		const char *close = end[0] == ' ' && end[1] == '(' ? strchr(end, ')') : NULL;
-		size_t n = strlen(FALLBACK_MAP_FILE);
+		const char *open = end != line && end[0] == ' ' && end[1] == '(' ? end + 2 : NULL;
+		const char *close = open ? memchr(open, ')', (size_t)(line + len - open)) : NULL;
 
-		if (end != line && close && close - end - 2 >= (long)n &&
-		    memcmp(close - n, FALLBACK_MAP_FILE, n) == 0 &&
-		    (close - end - 2 == (long)n || close[-(long)n - 1] == '/'))
+		/* the file name is FALLBACK_MAP_FILE, alone or after a '/' */
+		if (close && (size_t)(close - open) >= n && memcmp(close - n, FALLBACK_MAP_FILE, n) == 0 &&
+		    ((size_t)(close - open) == n || close[-(long)n - 1] == '/'))
 			return id;
+		line += len + (line[len] == '\n');
 	}
 	return -1;
 }
