@@ -155,6 +155,99 @@ int explain_write_fallback(const char *file, const char *dir, FILE *out, FILE *e
 	return 0;
 }
 
+/* ---- --json: the same facts for programs (scripts/walk and the like) ---- */
+
+/* s as a JSON string, or null. */
+static void json_string(FILE *out, const char *s, size_t len)
+{
+	if (!s) {
+		fputs("null", out);
+		return;
+	}
+	fputc('"', out);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '"' || c == '\\')
+			fprintf(out, "\\%c", c);
+		else if (c < 0x20 || c >= 0x7f)
+			fprintf(out, "\\u%04x", c); /* bytes, not UTF-8: one escape each */
+		else
+			fputc(c, out);
+	}
+	fputc('"', out);
+}
+
+static void json_cstr(FILE *out, const char *s)
+{
+	json_string(out, s, s ? strlen(s) : 0);
+}
+
+int explain_check_json(const char *file, FILE *out)
+{
+	char msg[EXPLAIN_ERR_MAX];
+	struct plan *p = plan_load(file, msg, sizeof(msg));
+	int cur;
+
+	if (!p) {
+		fputs("{\"valid\": false, \"error\": ", out);
+		json_cstr(out, msg);
+		fputs("}\n", out);
+		return 1;
+	}
+	cur = plan_current_phase(p);
+	fputs("{\"valid\": true, \"file\": ", out);
+	json_cstr(out, file);
+	fprintf(out, ", \"current\": {\"index\": %d, \"number\": %u, \"name\": ", cur,
+		plan_phase_number(p, cur));
+	json_cstr(out, plan_phase_name(p, cur));
+	fputs("},\n \"phases\": [", out);
+	for (int i = 0; i < plan_phase_count(p); i++) {
+		fprintf(out, "%s\n  {\"number\": %u, \"name\": ", i ? "," : "", plan_phase_number(p, i));
+		json_cstr(out, plan_phase_name(p, i));
+		fputs(", \"description\": ", out);
+		json_cstr(out, plan_phase_description(p, i));
+		fputc('}', out);
+	}
+	fputs("],\n \"routes\": [", out);
+	for (int i = 0; i < plan_route_count(p); i++) {
+		fputs(i ? ", {\"name\": " : "{\"name\": ", out);
+		json_cstr(out, plan_route_name(p, i));
+		fputs(", \"path\": ", out);
+		json_cstr(out, plan_route_path(p, i));
+		fputc('}', out);
+	}
+	fputs("],\n \"backends\": [", out);
+	for (int i = 0; i < plan_backend_count(p); i++) {
+		fputs(i ? ", " : "", out);
+		json_cstr(out, plan_backend_name(p, i));
+	}
+	fputs("], \"default_backend\": ", out);
+	json_cstr(out, plan_default_backend(p));
+	fputs("}\n", out);
+	plan_free(p);
+	return 0;
+}
+
+static void json_decision(FILE *out, const struct decision *d, bool current)
+{
+	fprintf(out, "{\"phase\": %u, \"phase_name\": ", d->phase);
+	json_cstr(out, d->phase_name);
+	fprintf(out, ", \"current\": %s, \"route\": ", current ? "true" : "false");
+	json_cstr(out, d->route);
+	fputs(", \"backend\": ", out);
+	json_cstr(out, d->backend);
+	if (d->status)
+		fprintf(out, ", \"status\": %u", d->status);
+	else
+		fputs(", \"status\": null", out);
+	fputs(", \"path\": ", out);
+	json_string(out, d->path, d->path_len);
+	fputs(", \"link\": ", out);
+	json_string(out, d->link, d->link_len);
+	fprintf(out, ", \"deprecated\": %s}", d->deprecated ? "true" : "false");
+}
+
 /* The decision in words: what HAProxy will do with the request. */
 static void print_decision(FILE *out, const struct plan *p, const struct decision *d)
 {
@@ -198,6 +291,13 @@ int explain_request_host(const char *file, const char *method, const char *path,
 			 const char *host, const char *phase, int all_phases, FILE *out,
 			 FILE *err)
 {
+	return explain_request_as(file, method, path, host, phase, all_phases, false, out, err);
+}
+
+int explain_request_as(const char *file, const char *method, const char *path,
+		       const char *host, const char *phase, int all_phases, bool json, FILE *out,
+		       FILE *err)
+{
 	static char scratch[EXPLAIN_SCRATCH]; /* the command line runs one thread */
 	struct route_request req = {
 		.method = method, .method_len = strlen(method),
@@ -216,20 +316,36 @@ int explain_request_host(const char *file, const char *method, const char *path,
 		plan_free(p);
 		return 1;
 	}
-	if (host)
+	if (json) {
+		fputs("{\"method\": ", out);
+		json_cstr(out, method);
+		fputs(", \"path\": ", out);
+		json_cstr(out, path);
+		fputs(", \"host\": ", out);
+		json_cstr(out, host);
+		fputs(", \"decisions\": [", out);
+	} else if (host) {
 		fprintf(out, "%s %s host %s\n", method, path, host);
-	else
+	} else {
 		fprintf(out, "%s %s\n", method, path);
+	}
 	first = all_phases ? 0 : index;
 	last = all_phases ? plan_phase_count(p) - 1 : index;
 	for (int i = first; i <= last; i++) {
 		struct decision d;
 
 		router_decide_in(p, i, &req, &d, scratch, sizeof(scratch));
+		if (json) {
+			fputs(i > first ? ",\n  " : "\n  ", out);
+			json_decision(out, &d, i == plan_current_phase(p));
+			continue;
+		}
 		fprintf(out, "%c phase %2u %-24s ", i == plan_current_phase(p) ? '*' : ' ', d.phase,
 			d.phase_name);
 		print_decision(out, p, &d);
 	}
+	if (json)
+		fputs("]}\n", out);
 	plan_free(p);
 	return 0;
 }

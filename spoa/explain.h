@@ -2,6 +2,7 @@
 #ifndef CUTOVER_EXPLAIN_H
 #define CUTOVER_EXPLAIN_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 /* Validates file; prints a short summary (phases, routes, backends) to out,
@@ -12,6 +13,12 @@ int explain_check(const char *file, FILE *out, FILE *err);
  * cutover_<name>" (or "listen") in the HAProxy configuration haproxy_cfg;
  * each one missing is named on err and makes the status 1. */
 int explain_check_haproxy(const char *file, const char *haproxy_cfg, FILE *out, FILE *err);
+
+/* --check --json: the plan's phases (in plan order), routes, backends and
+ * current phase as one JSON object, or {"valid": false, "error": ...}.
+ * Strings are escaped byte by byte (\u00XX for controls and non-ASCII).
+ * Returns the process exit status. */
+int explain_check_json(const char *file, FILE *out);
 
 /* Writes the fallback map of file's current phase into dir (see
  * fallback.h); prints what it wrote. Returns the process exit status. */
@@ -28,5 +35,12 @@ int explain_request(const char *file, const char *method, const char *path,
 int explain_request_host(const char *file, const char *method, const char *path,
 			 const char *host, const char *phase, int all_phases, FILE *out,
 			 FILE *err);
+
+/* The same, as JSON when json is set: {"method", "path", "host",
+ * "decisions": [{"phase", "phase_name", "current", "route", "backend",
+ * "status", "path", "link", "deprecated"}, ...]}, null for what is absent. */
+int explain_request_as(const char *file, const char *method, const char *path,
+		       const char *host, const char *phase, int all_phases, bool json, FILE *out,
+		       FILE *err);
 
 #endif

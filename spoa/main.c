@@ -32,10 +32,10 @@ static const char usage_text[] =
 	"                    [--log-level error|warn|info|debug] [--metrics ADDR:PORT]\n"
 	"                    [--max-connections N] [--fallback-dir DIR]\n"
 	"                    [--haproxy-socket PATH]\n"
-	"       cutover-spoa --check FILE [--haproxy-config HAPROXY_CFG]\n"
+	"       cutover-spoa --check FILE [--haproxy-config HAPROXY_CFG | --json]\n"
 	"       cutover-spoa --write-fallback DIR [--haproxy-socket PATH] FILE\n"
 	"       cutover-spoa --explain FILE METHOD PATH [--host HOST] [--phase NUMBER|NAME]\n"
-	"                    [--all-phases]\n"
+	"                    [--all-phases] [--json]\n"
 	"       cutover-spoa --help | --version\n"
 	"\n"
 	"SPOE agent that routes HTTP requests through a migration plan.\n"
@@ -67,6 +67,7 @@ struct options {
 	const char *haproxy_config;
 	const char *haproxy_socket;
 	const char *host;           /* --explain --host */
+	int json;                   /* --check/--explain --json */
 	int write_fallback;
 	int all_phases;
 	unsigned threads;
@@ -140,7 +141,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { OPT_PHASE = 256, OPT_ALL_PHASES, OPT_MAX_CONNS, OPT_METRICS, OPT_LOG_LEVEL,
 	       OPT_FALLBACK_DIR, OPT_WRITE_FALLBACK, OPT_HAPROXY_CONFIG,
-	       OPT_HAPROXY_SOCKET, OPT_HOST };
+	       OPT_HAPROXY_SOCKET, OPT_HOST, OPT_JSON };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "listen", required_argument, NULL, 'l' },
@@ -157,6 +158,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "haproxy-config", required_argument, NULL, OPT_HAPROXY_CONFIG },
 		{ "haproxy-socket", required_argument, NULL, OPT_HAPROXY_SOCKET },
 		{ "host", required_argument, NULL, OPT_HOST },
+		{ "json", no_argument, NULL, OPT_JSON },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -179,6 +181,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case OPT_HAPROXY_CONFIG: o->haproxy_config = optarg; break;
 		case OPT_HAPROXY_SOCKET: o->haproxy_socket = optarg; break;
 		case OPT_HOST: o->host = optarg; break;
+		case OPT_JSON: o->json = 1; break;
 		case 't':
 			if (!parse_count(optarg, 1, MAX_THREADS, &o->threads)) {
 				fprintf(stderr, "cutover-spoa: --threads: 1 to %d\n", MAX_THREADS);
@@ -379,11 +382,13 @@ int main(int argc, char **argv)
 		return explain_write_fallback(argv[optind], o.fallback_dir, stdout, stderr);
 	if (o.check && o.haproxy_config)
 		return explain_check_haproxy(o.check, o.haproxy_config, stdout, stderr);
+	if (o.check && o.json)
+		return explain_check_json(o.check, stdout);
 	if (o.check)
 		return explain_check(o.check, stdout, stderr);
 	if (o.explain)
-		return explain_request_host(o.explain, argv[optind], argv[optind + 1], o.host,
-					    o.phase, o.all_phases, stdout, stderr);
+		return explain_request_as(o.explain, argv[optind], argv[optind + 1], o.host,
+					  o.phase, o.all_phases, o.json, stdout, stderr);
 	log_set_level(o.level);
 	return serve(&o);
 }

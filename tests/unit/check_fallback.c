@@ -259,6 +259,72 @@ START_TEST(explain_with_host)
 }
 END_TEST
 
+/* --explain --json: one object per phase; absent facts are null; a quote
+ * in the path is escaped. */
+START_TEST(explain_json)
+{
+	struct capture out, err;
+	int rc;
+
+	capture_open(&out);
+	capture_open(&err);
+	rc = explain_request_as(SMALL, "GET", "/api/items/7/photos", NULL, NULL, 1, true, out.f,
+				err.f);
+	rc += explain_request_as(SMALL, "GET", "/api/\"x", "h", "start", 0, true, out.f, err.f);
+	char *o = capture_close(&out), *e = capture_close(&err);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_str_eq(e, "");
+	ck_assert_str_eq(o,
+		"{\"method\": \"GET\", \"path\": \"/api/items/7/photos\", \"host\": null, "
+		"\"decisions\": [\n"
+		"  {\"phase\": 10, \"phase_name\": \"start\", \"current\": false, "
+		"\"route\": \"item-photos\", \"backend\": \"old\", \"status\": null, "
+		"\"path\": null, \"link\": null, \"deprecated\": false},\n"
+		"  {\"phase\": 30, \"phase_name\": \"later\", \"current\": true, "
+		"\"route\": \"item-photos\", \"backend\": \"new\", \"status\": null, "
+		"\"path\": \"/v2/images/7\", \"link\": null, \"deprecated\": true}]}\n"
+		"{\"method\": \"GET\", \"path\": \"/api/\\\"x\", \"host\": \"h\", "
+		"\"decisions\": [\n"
+		"  {\"phase\": 10, \"phase_name\": \"start\", \"current\": false, "
+		"\"route\": \"any-api\", \"backend\": \"old\", \"status\": null, "
+		"\"path\": null, \"link\": null, \"deprecated\": false}]}\n");
+	free(o);
+	free(e);
+}
+END_TEST
+
+/* --check --json: phases in plan order, the current one, or the error. */
+START_TEST(check_json)
+{
+	struct capture out;
+
+	capture_open(&out);
+	ck_assert_int_eq(explain_check_json(SMALL, out.f), 0);
+	char *o = capture_close(&out);
+	ck_assert_str_eq(o,
+		"{\"valid\": true, \"file\": \"" SMALL "\", \"current\": {\"index\": 1, "
+		"\"number\": 30, \"name\": \"later\"},\n"
+		" \"phases\": [\n"
+		"  {\"number\": 10, \"name\": \"start\", \"description\": null},\n"
+		"  {\"number\": 30, \"name\": \"later\", \"description\": null}],\n"
+		" \"routes\": [{\"name\": \"items\", \"path\": \"/api/items{rest...}\"}, "
+		"{\"name\": \"item-photos\", \"path\": \"/api/items/{id}/photos\"}, "
+		"{\"name\": \"item-photos-write\", \"path\": \"/api/items/{id}/photos\"}, "
+		"{\"name\": \"admin\", \"path\": \"/api/{rest...}\"}, "
+		"{\"name\": \"any-api\", \"path\": \"/api/{rest...}\"}, "
+		"{\"name\": \"exact\", \"path\": \"/api/items(1).x\"}],\n"
+		" \"backends\": [\"old\", \"new\", \"admin\"], \"default_backend\": \"old\"}\n");
+	free(o);
+
+	capture_open(&out);
+	ck_assert_int_eq(explain_check_json("tests/unit/fallback/bad.yaml", out.f), 1);
+	o = capture_close(&out);
+	ck_assert_str_eq(o, "{\"valid\": false, \"error\": \"tests/unit/fallback/bad.yaml:"
+			    "11:10: unknown backend 'b'\"}\n");
+	free(o);
+}
+END_TEST
+
 static Suite *fallback_suite(void)
 {
 	Suite *s = suite_create("fallback");
@@ -272,6 +338,8 @@ static Suite *fallback_suite(void)
 	tcase_add_test(tc, check_haproxy_missing_backend);
 	tcase_add_test(tc, check_haproxy_sample);
 	tcase_add_test(tc, explain_with_host);
+	tcase_add_test(tc, explain_json);
+	tcase_add_test(tc, check_json);
 	suite_add_tcase(s, tc);
 	return s;
 }
