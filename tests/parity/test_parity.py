@@ -44,6 +44,7 @@ SAMPLE_PATHS = ["/query/api/seafoodsbar/1", "/query/api/squidsfoo", "/query/api/
                 "/query/orders", "/command/orders/1", "/query/", "/query", "/health",
                 "/query//api/squids/1", "/Query/api/squids/1", "/query/api/squids/x|y"]
 TOTALS = {"plans": 0, "requests": 0, "differences": 0, "rejected": 0}
+LAST_ANSWERS = []  # HAProxy's answers in the last run_plan, for tests that look closer
 KINDS = {}  # what the agent decided, over every request: so the run shows what it covered
 
 LOG_FIELDS = re.compile(r" client=(\S+) phase=(\S+) route=(\S+) be=(\S+) path=(\S+) st=(\S+)"
@@ -272,6 +273,7 @@ def run_plan(label, plan_text, configured, reqs, binaries, stub_port):
                 else "rewrite" if v.get("txn.path") else "route" if v.get("txn.route")
                 else "no route")
         KINDS[kind] = KINDS.get(kind, 0) + 1
+    LAST_ANSWERS[:] = [answer(status, headers) for status, headers in got]
     for i, ((m, p, h), v, (status, headers)) in enumerate(zip(reqs, wanted, got)):
         want_d, got_d = expected_decision(v), logged.get("t%d" % i)
         want_a, got_a = expected_answer(v, p, configured), answer(status, headers)
@@ -443,3 +445,15 @@ def test_agent_installs_map_in_running_haproxy(binaries, stub_port):
             if agent:
                 agent.close()
             hap.close()
+
+
+def test_restart_with_agents_down_routes_by_current_phase(binaries, stub_port):
+    """Issue 10's case: the plan at phase 8, HAProxy (re)started while every
+    agent is down. A write of the OLD API must reach new_command, rewritten,
+    never old_command (the OLD database after the point of no return)."""
+    with open(SAMPLE) as f:
+        text = re.sub(r"(?m)^phase: .*$", "phase: 8", f.read())
+    reqs = [("POST", "/command/api/squids", "shop.test")]
+    assert run_plan("sample@8", text, SAMPLE_BACKENDS, reqs, binaries, stub_port) == []
+    assert LAST_ANSWERS[0] == (200, "new_command", "/command/api/seafoods",
+                               '</command/api/seafoods>; rel="successor-version"', "true")
