@@ -1,4 +1,4 @@
-/* fallback_writer: fallback_write_dir with the agent's logging. */
+/* fallback_writer: fallback_write_dir and fallback_runtime_push, logged. */
 #include "fallback_writer.h"
 
 #include "fallback.h"
@@ -10,13 +10,9 @@
 static const char *fallback_dir;
 static const char *haproxy_socket;
 
-void fallback_writer_set_dir(const char *dir)
+void fallback_writer_configure(const char *dir, const char *socket_path)
 {
 	fallback_dir = dir;
-}
-
-void fallback_writer_set_socket(const char *socket_path)
-{
 	haproxy_socket = socket_path;
 }
 
@@ -52,4 +48,20 @@ bool fallback_writer_publish(const struct plan *plan)
 	if (haproxy_socket && !push(plan, phase))
 		ok = false;
 	return ok;
+}
+
+int fallback_writer_once(const char *dir, const char *socket_path, const char *file)
+{
+	char err[1024];
+	struct plan *plan = plan_load(file, err, sizeof(err));
+	bool ok;
+
+	if (!plan) {
+		log_error("%s", err);
+		return 1;
+	}
+	fallback_writer_configure(dir, socket_path);
+	ok = fallback_writer_publish(plan);
+	plan_free(plan);
+	return ok ? 0 : 1;
 }

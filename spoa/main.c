@@ -54,6 +54,8 @@ static const char usage_text[] =
 	"                         (and install it in HAProxy, given its admin socket)\n"
 	"  --explain FILE METHOD PATH\n"
 	"                         print the decision for one request\n"
+	"  --host HOST            with --explain: the request's Host header\n"
+	"  --json                 with --check or --explain: JSON, for programs\n"
 	"SIGHUP reloads the plan; SIGTERM and SIGINT stop gracefully.\n";
 
 struct options {
@@ -287,8 +289,7 @@ static int serve(const struct options *o)
 	}
 	unsigned phase = plan_phase_number(plan, plan_current_phase(plan));
 	const char *phase_name = plan_phase_name(plan, plan_current_phase(plan));
-	fallback_writer_set_dir(o->fallback_dir);
-	fallback_writer_set_socket(o->haproxy_socket);
+	fallback_writer_configure(o->fallback_dir, o->haproxy_socket);
 	fallback_writer_publish(plan);
 	runtime_init(plan);
 	signal(SIGPIPE, SIG_IGN);
@@ -350,25 +351,6 @@ static int serve(const struct options *o)
 	return 0;
 }
 
-/* --write-fallback DIR --haproxy-socket PATH FILE: what the agent does for
- * each plan it accepts, once; for a HAProxy whose agents are all down. */
-static int install_fallback(const struct options *o, const char *file)
-{
-	char err[1024];
-	struct plan *plan = plan_load(file, err, sizeof(err));
-	bool ok;
-
-	if (!plan) {
-		fprintf(stderr, "%s\n", err);
-		return 1;
-	}
-	fallback_writer_set_dir(o->fallback_dir);
-	fallback_writer_set_socket(o->haproxy_socket);
-	ok = fallback_writer_publish(plan);
-	plan_free(plan);
-	return ok ? 0 : 1;
-}
-
 int main(int argc, char **argv)
 {
 	struct options o = { .max_connections = DEFAULT_MAX_CONNECTIONS, .level = LOGL_INFO };
@@ -377,7 +359,7 @@ int main(int argc, char **argv)
 	if (rc >= 0)
 		return rc;
 	if (o.write_fallback && o.haproxy_socket)
-		return install_fallback(&o, argv[optind]);
+		return fallback_writer_once(o.fallback_dir, o.haproxy_socket, argv[optind]);
 	if (o.write_fallback)
 		return explain_write_fallback(argv[optind], o.fallback_dir, stdout, stderr);
 	if (o.check && o.haproxy_config)
