@@ -7,6 +7,9 @@
 #include "log.h"
 #include "plan.h"
 
+#include <errno.h>
+#include <unistd.h>
+
 static const char *fallback_dir;
 static const char *haproxy_socket;
 
@@ -20,6 +23,12 @@ static bool push(const struct plan *plan, unsigned phase)
 {
 	char err[1024];
 
+	if (access(haproxy_socket, F_OK) != 0 && errno == ENOENT) {
+		/* HAProxy not started yet (or gone): nothing to update */
+		log_info("no HAProxy admin socket at %s yet: HAProxy reads the map file when it "
+			 "starts", haproxy_socket);
+		return true;
+	}
 	if (!fallback_runtime_push(plan, haproxy_socket, err, sizeof(err))) {
 		log_error("fallback map not installed in HAProxy: %s; HAProxy keeps its map", err);
 		return false;
