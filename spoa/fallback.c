@@ -1,6 +1,7 @@
 /* fallback: the map of the plan's current phase (format in fallback.h). */
 #include "fallback.h"
 
+#include "method.h"
 #include "plan_types.h"
 
 #include <stdbool.h>
