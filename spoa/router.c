@@ -412,7 +412,8 @@ void router_decide_in(const struct plan *plan, int phase_index,
 		phase_index = plan->current;
 	ph = &plan->phases[phase_index];
 	*out = (struct decision){ .phase = ph->number, .phase_name = ph->name,
-				  .phase_index = phase_index, .route_index = -1 };
+				  .phase_index = phase_index, .route_index = -1,
+				  .backend_index = -1 };
 	w.route = -1;
 	if (req->path && req->path_len > 0 && req->path[0] == '/') {
 		w.plan = plan;
@@ -424,8 +425,10 @@ void router_decide_in(const struct plan *plan, int phase_index,
 		walk(&w, plan->root, 0, 0);
 	}
 	if (w.route < 0) {
-		out->backend = plan->default_backend >= 0 ? plan->backends[plan->default_backend]
-							  : NULL;
+		if (plan->default_backend >= 0) {
+			out->backend = plan->backends[plan->default_backend];
+			out->backend_index = plan->default_backend;
+		}
 		return;
 	}
 	a = ph->action[w.route];
@@ -433,6 +436,7 @@ void router_decide_in(const struct plan *plan, int phase_index,
 	out->route = plan->routes[w.route].name;
 	if (a->kind == ACTION_BACKEND) {
 		out->backend = plan->backends[a->backend];
+		out->backend_index = a->backend;
 		out->deprecated = a->deprecated;
 	} else {
 		out->status = a->status;
@@ -443,6 +447,7 @@ void router_decide_in(const struct plan *plan, int phase_index,
 	if (refused) {
 		out->status = refused;
 		out->backend = NULL;
+		out->backend_index = -1;
 	} else if (a->kind == ACTION_BACKEND) {
 		out->path = scratch;
 		out->path_len = len;

@@ -1,0 +1,110 @@
+#include "decide.h"
+
+#include <string.h>
+
+#include "plan.h"
+
+static void take_string(const struct spop_data *v, const char **s, size_t *len)
+{
+	if (v->type != SPOP_T_STRING)
+		return;
+	*s = (const char *)v->u.bytes.ptr;
+	*len = v->u.bytes.len;
+}
+
+static void take_arg(struct answer *a, struct spop_bytes name, const struct spop_data *v)
+{
+	if (spop_bytes_eq(name, "method"))
+		take_string(v, &a->req.method, &a->req.method_len);
+	else if (spop_bytes_eq(name, "path"))
+		take_string(v, &a->req.path, &a->req.path_len);
+	else if (spop_bytes_eq(name, "host"))
+		take_string(v, &a->req.host, &a->req.host_len);
+	else if (spop_bytes_eq(name, "id") && v->type == SPOP_T_STRING)
+		a->id = v->u.bytes;
+}
+
+/* One pass over every message: validates the payload as frame_parse_notify
+ * does (the same inputs are refused) and reads the first `cutover`. */
+static int read_notify(const struct frame *f, struct answer *a)
+{
+	const uint8_t *p = f->payload, *end = f->payload + f->payload_len;
+
+	while (p < end) {
+		struct spop_bytes name;
+		if (spop_bytes_decode(&p, end, &name) != SPOP_OK || p >= end)
+			return SPOP_INVALID;
+		unsigned nargs = *p++;
+		bool ours = !a->asked && spop_bytes_eq(name, "cutover");
+		a->asked = a->asked || ours;
+		for (; nargs > 0; nargs--) {
+			struct spop_data v;
+			if (spop_bytes_decode(&p, end, &name) != SPOP_OK ||
+			    spop_data_decode(&p, end, &v) != SPOP_OK)
+				return SPOP_INVALID;
+			if (ours)
+				take_arg(a, name, &v);
+		}
+	}
+	return SPOP_OK;
+}
+
+static void set_cstring(struct ack_builder *b, const char *name, const char *s)
+{
+	frame_ack_set_string(b, FRAME_SCOPE_TXN, name, s, strlen(s));
+}
+
+/* The decision's variables (d NULL: none), then proc.cutover.phase. */
+static ssize_t encode_ack(const struct frame *f, uint32_t max_frame, uint8_t *out, size_t cap,
+			  const struct decision *d, unsigned current_phase)
+{
+	struct ack_builder b;
+
+	frame_ack_begin(&b, out, cap, max_frame, f->stream_id, f->frame_id);
+	if (d) {
+		if (d->backend)
+			set_cstring(&b, "backend", d->backend);
+		if (d->path)
+			frame_ack_set_string(&b, FRAME_SCOPE_TXN, "path", d->path, d->path_len);
+		frame_ack_set_int64(&b, FRAME_SCOPE_TXN, "phase", d->phase);
+		if (d->route)
+			set_cstring(&b, "route", d->route);
+		if (d->status)
+			frame_ack_set_int64(&b, FRAME_SCOPE_TXN, "status", d->status);
+		if (d->deprecated)
+			frame_ack_set_bool(&b, FRAME_SCOPE_TXN, "deprecated", true);
+		if (d->link)
+			frame_ack_set_string(&b, FRAME_SCOPE_TXN, "link", d->link, d->link_len);
+	}
+	frame_ack_set_int64(&b, FRAME_SCOPE_PROC, "phase", current_phase);
+	return frame_ack_end(&b);
+}
+
+ssize_t decide_notify(const struct plan *plan, const struct frame *f, uint32_t max_frame,
+		      uint8_t *out, size_t out_cap, char *scratch, size_t scratch_cap,
+		      struct answer *a, unsigned *status)
+{
+	*a = (struct answer){ 0 };
+	if (out_cap < FRAME_LEN_SIZE + (size_t)max_frame)
+		return SPOP_NOSPACE;
+	if (read_notify(f, a) != SPOP_OK) {
+		*status = FRAME_ST_INVALID;
+		return SPOP_INVALID;
+	}
+	unsigned current = plan_phase_number(plan, plan_current_phase(plan));
+	if (!a->asked)
+		return encode_ack(f, max_frame, out, out_cap, NULL, current);
+
+	router_decide(plan, &a->req, &a->d, scratch, scratch_cap);
+	ssize_t n = encode_ack(f, max_frame, out, out_cap, &a->d, current);
+	if (n >= 0)
+		return n;
+	a->over_size = true;
+	a->d.status = 414;
+	a->d.backend = NULL;
+	a->d.backend_index = -1;
+	a->d.path = a->d.link = NULL;
+	a->d.path_len = a->d.link_len = 0;
+	/* Fits FRAME_MIN_MAX_SIZE: a route name is at most PLAN_MAX_NAME (64) bytes. */
+	return encode_ack(f, max_frame, out, out_cap, &a->d, current);
+}
