@@ -778,7 +778,8 @@ def peer_not_reading_is_back_pressured():
     """A peer that sends without reading must not make the agent buffer without
     bound: with 96 MB of NOTIFYs (8 KB paths, rewritten in phase 4, so 96 MB of
     ACKs) sent and nothing read, the sender must stall; once it reads, every
-    NOTIFY is answered."""
+    NOTIFY is answered, each ACK with the rewrite: a full output buffer may
+    delay an answer, never change it."""
     path = "/query/api/squids/" + "p" * 8000
     total = 12000
     with agent(phase=4) as a, connect(a) as c:
@@ -806,15 +807,18 @@ def peer_not_reading_is_back_pressured():
             % (total * len(frame) >> 20)
         got = 0
         end = time.monotonic() + 8 * T
+        want = path.replace("squids", "seafoods", 1)
         while got < total:
             assert time.monotonic() < end, "%d of %d ACKs" % (got, total)
             n, f = c.recv_frame()
             check_meta(n, f, spop.ACK, 1, 1)
+            v = spop.parse_ack(f)
+            assert txn(v).get("status") is None, "ACK %d of %d: status %r instead of the " \
+                "rewrite" % (got + 1, total, txn(v)["status"])
+            check_decision(v, 4, backend="new_query", routed=True, path=want)
             got += 1
         w.join(T)
         assert not err and sent[0] == total, (err, sent[0])
-        check_decision(spop.parse_ack(f), 4, backend="new_query", routed=True,
-                       path=path.replace("squids", "seafoods", 1))
 
 
 @case
@@ -951,53 +955,84 @@ def null_missing_and_ipv6_args():
         check_decision(exchange(c, next(sid), 1, [request()]), 1, **ok)
 
 
+def squids_read_ack(phase, rest, whole):
+    """The variables of the ACK for GET /query/api/squids<rest> in phase 4 or 8
+    (design table: new_query, rewritten to seafoods): whole, or cut to the 414
+    answer (route and phase kept; no backend, path or link)."""
+    v = {(spop.SCOPE_TXN, "phase"): spop.int64(phase),
+         (spop.SCOPE_TXN, "route"): spop.string("squids-query"),
+         (spop.SCOPE_PROC, "phase"): spop.int64(phase)}
+    if phase == 8:
+        v[(spop.SCOPE_TXN, "deprecated")] = spop.boolean(True)
+    if whole:
+        v[(spop.SCOPE_TXN, "backend")] = spop.string("new_query")
+        v[(spop.SCOPE_TXN, "path")] = spop.string("/query/api/seafoods" + rest)
+    else:
+        v[(spop.SCOPE_TXN, "status")] = spop.int64(414)
+    return v
+
+
+def ack_size(sid, fid, variables):
+    """FRAME-LENGTH of an ACK setting variables, built by the client's own encoder
+    (the order of the actions does not change the size)."""
+    acts = [spop.Action(spop.SET_VAR, scope, name, value)
+            for (scope, name), value in variables.items()]
+    return len(spop.ack(sid, fid, acts)) - 4
+
+
 @case
 def ack_fits_negotiated_size():
-    """A rewrite that would make the ACK longer than the negotiated max-frame-size
-    must still get one ACK, within the limit (phase 4 rewrites squids paths)."""
+    """Around the negotiated max-frame-size (256 and 16380), for every path length
+    whose whole ACK would be a few bytes under, at, or over the limit: an ACK that
+    fits carries the whole decision (backend and rewritten path); one byte over,
+    the agent sends the 414 answer instead, never an unrewritten route. Every ACK
+    is checked variable by variable."""
     with agent(phase=4) as a:
         for proposed in (256, 16380):
             with connect(a) as c:
                 mfs = handshake(c, proposed=proposed)
-                rest = "/" + "x" * mfs
-                while True:  # the longest path whose NOTIFY still fits
-                    frame = spop.notify(1, 1, [("cutover", [("method", "GET"), (
-                        "path", "/query/api/squids" + rest)])])
-                    if len(frame) - 4 <= mfs:
-                        break
-                    rest = rest[:-1]
-                assert len(rest) > 100
-                c.send(frame)
-                n, f = c.recv_frame()
-                check_meta(n, f, spop.ACK, 1, 1)
-                assert n <= mfs, "ACK of %d bytes over the negotiated %d" % (n, mfs)
-                v = spop.parse_ack(f)
-                check_names(v)
-                assert txn(v).get("phase") == spop.int64(4), v
-                check_decision(exchange(c, 2, 1, [request()]), 4, backend="new_query",
+                base = "/" + "x" * (mfs - 200)
+                lengths = []
+                for extra in range(0, 200):
+                    size = ack_size(1, 1, squids_read_ack(4, base + "y" * extra, True))
+                    if mfs - 3 <= size <= mfs + 3:
+                        lengths.append(extra)
+                assert any(ack_size(1, 1, squids_read_ack(4, base + "y" * e, True)) == mfs
+                           for e in lengths), "no path gives an ACK of exactly %d" % mfs
+                for sid, extra in enumerate(lengths, 1):
+                    rest = base + "y" * extra
+                    fits = ack_size(sid, 1, squids_read_ack(4, rest, True)) <= mfs
+                    c.send(spop.notify(sid, 1, [("cutover", [
+                        ("method", "GET"), ("path", "/query/api/squids" + rest)])]))
+                    n, f = c.recv_frame()
+                    check_meta(n, f, spop.ACK, sid, 1)
+                    assert n <= mfs, "ACK of %d bytes over the negotiated %d" % (n, mfs)
+                    v = spop.parse_ack(f)
+                    check_names(v)
+                    want = squids_read_ack(4, rest, fits)
+                    assert v == want, "max-frame-size %d, whole ACK %s: got %r" % (
+                        mfs, "fits" if fits else "over", sorted(v))
+                check_decision(exchange(c, 999, 1, [request()]), 4, backend="new_query",
                                path="/query/api/seafoods/42", routed=True)
         assert_serves_phase(a, 4)
 
 
 @case
 def path_bytes_kept():
-    """The rest of a rewritten path is copied byte for byte; a path with bytes no
-    HTTP parser lets through (NUL, non-UTF-8) still gets one ACK with the phase,
-    and is never rewritten into a truncated path."""
+    """The rest of a rewritten path is copied byte for byte when it holds only URL
+    path characters (escapes kept as they are); a capture with bytes outside them
+    (NUL, non-UTF-8) is never rewritten: the route gets status 400, no backend,
+    path or link (docs/plan.md, refused rewrites)."""
     esc = "surrogateescape"
     with agent(phase=4) as a, connect(a) as c:
         handshake(c)
         rest = "/%00a%FF;b=1,c~d"
         v = exchange(c, 1, 1, [request(path="/query/api/squids" + rest)])
-        check_decision(v, 4, backend="new_query", routed=True,
-                       path="/query/api/seafoods" + rest)
+        assert v == squids_read_ack(4, rest, True), v
         raw = b"/\x00a\xff\x80b"
         v = exchange(c, 2, 1, [request(path="/query/api/squids" + raw.decode("utf-8", esc))])
-        check_names(v)
-        assert txn(v).get("phase") == spop.int64(4), v
-        if "path" in txn(v):
-            got = txn(v)["path"].value.encode("utf-8", esc)
-            assert got == b"/query/api/seafoods" + raw, "rewritten to %r" % got
+        check_decision(v, 4, status=400, routed=True)
+        assert txn(v)["route"] == spop.string("squids-query"), v
         check_decision(exchange(c, 3, 1, [request()]), 4, backend="new_query",
                        path="/query/api/seafoods/42", routed=True)
 
