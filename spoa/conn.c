@@ -75,6 +75,7 @@ static void refresh_plan(struct worker_state *ws)
 	if (g == ws->plan_generation)
 		return;
 	const struct plan *next = runtime_acquire();
+	decider_init(&ws->decider, next);
 	runtime_release(ws->plan);
 	ws->plan = next;
 	ws->plan_generation = g;
@@ -255,8 +256,8 @@ static void handle_notify(struct conn *c, const struct frame *f)
 	unsigned status;
 
 	metrics_frame(ws->metrics, METRICS_FRAME_NOTIFY);
-	ssize_t len = decide_notify(ws->plan, f, c->max_frame, c->out + c->out_len, out_room(c),
-				    ws->scratch, sizeof(ws->scratch), &a, &status);
+	ssize_t len = decide_notify(&ws->decider, f, c->max_frame, c->out + c->out_len,
+				    out_room(c), &a, &status);
 	if (len == SPOP_INVALID) {
 		protocol_error(c, status, "bad NOTIFY");
 		return;
@@ -535,6 +536,7 @@ void worker_state_init(struct worker_state *ws, struct ev_loop *loop, unsigned w
 	ws->metrics = metrics;
 	ws->plan_generation = runtime_generation();
 	ws->plan = runtime_acquire();
+	decider_init(&ws->decider, ws->plan);
 	ws->live = ws->dead = NULL;
 	ws->count = 0;
 	ws->next_id = 0;

@@ -9,16 +9,16 @@
  * inside their own callbacks.
  *
  * A worker_state is the part of a worker that conn uses: its loop, its plan
- * reference and its counters. Everything in it belongs to the worker's
- * thread; nothing here is shared with another thread except through
- * runtime.h and metrics.h. */
+ * reference with its decider, and its counters. Everything in it belongs to
+ * the worker's thread; nothing here is shared with another thread except
+ * through runtime.h and metrics.h. */
 #ifndef CUTOVER_CONN_H
 #define CUTOVER_CONN_H
 
 #include <ev.h>
 #include <stdint.h>
 
-#include "frame.h"
+#include "decide.h"
 
 struct conn;
 struct plan;
@@ -37,7 +37,7 @@ struct worker_state {
 	ev_prepare reaper;
 	/* Called (on the worker's thread) after a connection was freed. */
 	void (*released)(struct worker_state *ws);
-	char scratch[FRAME_AGENT_MAX_SIZE]; /* decide_notify's rewrite space */
+	struct decider decider;  /* bound to plan */
 };
 
 /* Takes a plan reference; plan_generation and plan are set from runtime. */

@@ -1,6 +1,7 @@
 /* libFuzzer target: decide_notify, the code conn.c runs for every NOTIFY,
  * over arbitrary payload bytes against the sample-shaped fixture plan
- * (tests/unit/decide/plan.yaml). The first two input bytes pick the
+ * (tests/unit/decide/plan.yaml), through one decider kept across inputs
+ * as a worker keeps it. The first two input bytes pick the
  * negotiated max-frame-size, the rest is the NOTIFY's payload. The output
  * buffer is exactly one frame's room, so a byte written past it is an ASan
  * finding. Checked on every input:
@@ -23,8 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define CHECK(cond) do { if (!(cond)) abort(); } while (0)
 
 static struct plan *plan;
+static struct decider decider; /* kept across inputs, as a worker keeps it */
 static char scratch[FRAME_AGENT_MAX_SIZE];
-static char scratch2[FRAME_AGENT_MAX_SIZE];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -34,6 +35,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argv;
 	plan = plan_load(CUTOVER_DECIDE_PLAN, err, sizeof(err));
 	CHECK(plan != NULL);
+	decider_init(&decider, plan);
 	return 0;
 }
 
@@ -74,8 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	unsigned status = 0, frame_status = 0;
 	CHECK(out != NULL);
 
-	ssize_t len = decide_notify(plan, &f, max_frame, out, room, scratch, sizeof(scratch), &a,
-				    &status);
+	ssize_t len = decide_notify(&decider, &f, max_frame, out, room, &a, &status);
 	if (frame_parse_notify(&f, &n, &frame_status) != SPOP_OK) {
 		CHECK(len == SPOP_INVALID && status == FRAME_ST_INVALID);
 		free(out);
@@ -95,7 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* The oracle: the router asked again about the request decide read. */
 	struct decision d;
-	router_decide(plan, &a.req, &d, scratch2, sizeof(scratch2));
+	router_decide(plan, &a.req, &d, scratch, sizeof(scratch));
 	CHECK(d.route_index == a.d.route_index && d.phase_index == a.d.phase_index);
 	check_int(&ack, FRAME_SCOPE_TXN, "phase", d.phase);
 	check_string(&ack, "route", d.route, d.route ? strlen(d.route) : 0);
@@ -110,8 +111,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* cut only when the whole answer did not fit */
 		static uint8_t big[FRAME_LEN_SIZE + FRAME_AGENT_MAX_SIZE];
 		struct answer whole;
-		ssize_t n = decide_notify(plan, &f, FRAME_AGENT_MAX_SIZE, big, sizeof(big), scratch,
-					  sizeof(scratch), &whole, &status);
+		ssize_t n = decide_notify(&decider, &f, FRAME_AGENT_MAX_SIZE, big, sizeof(big),
+					  &whole, &status);
 		CHECK(n > 0 && (whole.over_size || (size_t)n > room));
 	} else {
 		CHECK(a.d.backend_index == d.backend_index && a.d.status == d.status);

@@ -168,14 +168,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct frame f = { .type = FRAME_NOTIFY, .flags = FRAME_FLAG_FIN, .stream_id = 1,
 			   .frame_id = 1, .payload = payload,
 			   .payload_len = (size_t)(w.p - payload) };
-	static char scratch[FRAME_AGENT_MAX_SIZE];
+	static struct decider decider;
+	decider_init(&decider, plan);
 	size_t room = FRAME_LEN_SIZE + max_frame;
 	uint8_t *out = malloc(room);
 	struct answer a;
 	unsigned status;
 	CHECK(out != NULL);
-	ssize_t n = decide_notify(plan, &f, max_frame, out, room, scratch, sizeof(scratch), &a,
-				  &status);
+	ssize_t n = decide_notify(&decider, &f, max_frame, out, room, &a, &status);
 	CHECK(n > 0 && a.asked);
 	struct wire_ack ack;
 	CHECK(wire_read_ack(out, (size_t)n, max_frame, &ack));

@@ -20,7 +20,7 @@
 #define BIG (64 * 1024 + 1024)
 
 static struct plan *plan, *no_default;
-static char scratch[FRAME_AGENT_MAX_SIZE]; /* as conn.c gives it */
+static struct decider decider, decider_no_default; /* bound to each */
 static uint8_t notify_buf[BIG + 512];
 static uint8_t out_buf[FRAME_LEN_SIZE + FRAME_AGENT_MAX_SIZE];
 
@@ -37,6 +37,8 @@ static void setup(void)
 {
 	plan = load(PLAN_FILE);
 	no_default = load(NO_DEFAULT_FILE);
+	decider_init(&decider, plan);
+	decider_init(&decider_no_default, no_default);
 }
 
 static void teardown(void)
@@ -69,8 +71,8 @@ static ssize_t decide(const struct plan *p, const struct frame *f, uint32_t max_
 		      struct answer *a, struct wire_ack *ack)
 {
 	unsigned status = 0;
-	ssize_t n = decide_notify(p, f, max_frame, out_buf, sizeof(out_buf), scratch,
-				  sizeof(scratch), a, &status);
+	ssize_t n = decide_notify(p == plan ? &decider : &decider_no_default, f, max_frame,
+				  out_buf, sizeof(out_buf), a, &status);
 
 	ck_assert_msg(n > 0, "decide_notify returned %zd", n);
 	ck_assert_msg(wire_read_ack(out_buf, (size_t)n, max_frame, ack),
@@ -384,8 +386,8 @@ START_TEST(malformed_like_frame_parse_notify)
 		struct answer a;
 		int want = frame_parse_notify(&f, &n, &st_frame);
 		memset(out_buf, 0xAA, 16);
-		ssize_t got = decide_notify(plan, &f, FRAME_AGENT_MAX_SIZE, out_buf, sizeof(out_buf),
-					    scratch, sizeof(scratch), &a, &st);
+		ssize_t got = decide_notify(&decider, &f, FRAME_AGENT_MAX_SIZE, out_buf,
+					    sizeof(out_buf), &a, &st);
 		if (want == SPOP_OK) {
 			ck_assert_msg(got > 0, "cut at %zu: %zd", len, got);
 		} else {
@@ -489,19 +491,16 @@ START_TEST(output_room_boundary)
 	uint8_t *out = guard_end() - room; /* one byte further faults */
 
 	memset(out, 0xAA, room);
-	ck_assert_int_eq(decide_notify(plan, &f, max_frame, out + 1, room - 1, scratch,
-				       sizeof(scratch), &a, &st),
+	ck_assert_int_eq(decide_notify(&decider, &f, max_frame, out + 1, room - 1, &a, &st),
 			 SPOP_NOSPACE);
 	for (size_t i = 0; i < room; i++)
 		ck_assert_uint_eq(out[i], 0xAA);
 	/* a short ACK is refused too: room never decides the answer */
 	struct frame small = notify("GET", "/legacy", 7, NULL);
-	ck_assert_int_eq(decide_notify(plan, &small, max_frame, out + 1, room - 1, scratch,
-				       sizeof(scratch), &a, &st),
+	ck_assert_int_eq(decide_notify(&decider, &small, max_frame, out + 1, room - 1, &a, &st),
 			 SPOP_NOSPACE);
 	f = notify("GET", path, 1000, NULL); /* small took the NOTIFY buffer */
-	ssize_t got = decide_notify(plan, &f, max_frame, out, room, scratch, sizeof(scratch), &a,
-				    &st);
+	ssize_t got = decide_notify(&decider, &f, max_frame, out, room, &a, &st);
 	ck_assert_int_eq(got, (ssize_t)room);
 	ck_assert(!a.over_size);
 	struct wire_ack ack;
@@ -529,6 +528,104 @@ START_TEST(path_64k)
 }
 END_TEST
 
+/* The encoded actions a decider keeps per route are reused only for the
+ * same outcome: one route answered in turn normally, refused (400), cut to
+ * 414, and normally again, then the whole table twice over in one decider,
+ * forwards and backwards, gives every ACK its own variables. */
+START_TEST(kept_actions_follow_the_outcome)
+{
+	const char *path = long_path(1000);
+	size_t n = whole_ack_size(path, 1000);
+	struct answer a;
+	struct wire_ack ack;
+	const struct want ok = { "new_query", "/query/api/seafoods/7", "squids-query", 0, true,
+				 NULL };
+	const struct want refused = { NULL, NULL, "squids-query", 400, true, NULL };
+	const struct want cut = { NULL, NULL, "squids-query", 414, true, NULL };
+
+	for (int round = 0; round < 2; round++) {
+		struct frame f = notify("GET", "/query/api/squids/7", 19, NULL);
+		decide(plan, &f, FRAME_AGENT_MAX_SIZE, &a, &ack);
+		expect_vars(&ack, &ok);
+		f = notify("GET", "/query/api/squids/..", 20, NULL);
+		decide(plan, &f, FRAME_AGENT_MAX_SIZE, &a, &ack);
+		expect_vars(&ack, &refused);
+		f = notify("GET", path, 1000, NULL);
+		decide(plan, &f, (uint32_t)(n - FRAME_LEN_SIZE - 1), &a, &ack);
+		expect_vars(&ack, &cut);
+	}
+	for (int k = 0; k < 4 * NTABLE; k++) {
+		int i = k < 2 * NTABLE ? k % NTABLE : NTABLE - 1 - k % NTABLE;
+		struct frame f = notify(table[i].method, table[i].path, strlen(table[i].path),
+					table[i].host);
+		decide(plan, &f, FRAME_AGENT_MAX_SIZE, &a, &ack);
+		expect_vars(&ack, &table[i].want);
+	}
+}
+END_TEST
+
+/* A decider bound to another plan forgets the first plan's encodings. */
+START_TEST(rebinding_forgets)
+{
+	struct answer a;
+	struct wire_ack ack;
+	struct frame f = notify("GET", "/query/x", 8, NULL);
+
+	decide(plan, &f, FRAME_AGENT_MAX_SIZE, &a, &ack);
+	expect_vars(&ack, &(struct want){ .backend = "new_query", .route = "query" });
+	decider_init(&decider, no_default); /* route 0 of no_default: "query", old_query */
+	ssize_t len = decide_notify(&decider, &f, FRAME_AGENT_MAX_SIZE, out_buf, sizeof(out_buf),
+				    &a, &(unsigned){ 0 });
+	ck_assert(len > 0 && wire_read_ack(out_buf, (size_t)len, FRAME_AGENT_MAX_SIZE, &ack));
+	ck_assert(wire_var(&ack, FRAME_SCOPE_TXN, "backend") != NULL);
+	ck_assert_uint_eq(wire_var(&ack, FRAME_SCOPE_TXN, "backend")->u.bytes.len, 9);
+	ck_assert(memcmp(wire_var(&ack, FRAME_SCOPE_TXN, "backend")->u.bytes.ptr, "old_query",
+			 9) == 0);
+	ck_assert_int_eq((int64_t)wire_var(&ack, FRAME_SCOPE_PROC, "phase")->u.integer, 1);
+}
+END_TEST
+
+/* Routes whose indices share a slot (1,100 routes) still get their own
+ * variables, alternately. */
+START_TEST(shared_slots)
+{
+	enum { N = DECIDE_SLOTS + 76 };
+	static char yaml[N * 64 + 256];
+	size_t len = (size_t)snprintf(yaml, sizeof(yaml),
+				      "phase: 1\nbackends: [b0, b1, b2]\nroutes:\n");
+	for (int i = 0; i < N; i++)
+		len += (size_t)snprintf(yaml + len, sizeof(yaml) - len,
+					"  - name: r%d\n    path: /p/r%d\n", i, i);
+	len += (size_t)snprintf(yaml + len, sizeof(yaml) - len,
+				"phases:\n  - number: 1\n    name: one\n    routes:\n");
+	for (int i = 0; i < N; i++)
+		len += (size_t)snprintf(yaml + len, sizeof(yaml) - len, "      r%d: b%d\n", i, i % 3);
+	ck_assert_uint_lt(len, sizeof(yaml));
+	char err[512];
+	struct plan *big = plan_load_buffer("shared-slots.yaml", yaml, len, err, sizeof(err));
+	ck_assert_msg(big != NULL, "%s", err);
+	decider_init(&decider, big);
+	for (int k = 0; k < 6; k++) {
+		int r = k % 2 ? 5 : 5 + DECIDE_SLOTS;
+		char path[32], route[16], backend[4];
+		int n = snprintf(path, sizeof(path), "/p/r%d", r);
+		snprintf(route, sizeof(route), "r%d", r);
+		snprintf(backend, sizeof(backend), "b%d", r % 3);
+		struct frame f = notify("GET", path, (size_t)n, NULL);
+		struct answer a;
+		unsigned st;
+		struct wire_ack ack;
+		ssize_t got = decide_notify(&decider, &f, FRAME_AGENT_MAX_SIZE, out_buf,
+					    sizeof(out_buf), &a, &st);
+		ck_assert(got > 0 && wire_read_ack(out_buf, (size_t)got, FRAME_AGENT_MAX_SIZE, &ack));
+		expect_string(&ack, "route", route, strlen(route));
+		expect_string(&ack, "backend", backend, 2);
+		ck_assert_int_eq(a.d.route_index, r);
+	}
+	plan_free(big);
+}
+END_TEST
+
 static Suite *decide_suite(void)
 {
 	Suite *s = suite_create("decide");
@@ -536,6 +633,9 @@ static Suite *decide_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_loop_test(tc, every_action_kind, 0, NTABLE);
 	tcase_add_test(tc, no_match_no_default);
+	tcase_add_test(tc, kept_actions_follow_the_outcome);
+	tcase_add_test(tc, rebinding_forgets);
+	tcase_add_test(tc, shared_slots);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("notify");
