@@ -529,7 +529,7 @@ bool conn_accept(struct worker_state *ws, int fd)
 }
 
 void worker_state_init(struct worker_state *ws, struct ev_loop *loop, unsigned worker_id,
-		    struct metrics_worker *metrics, void (*released)(struct worker_state *))
+		       struct metrics_worker *metrics, void (*released)(struct worker_state *))
 {
 	ws->loop = loop;
 	ws->worker_id = worker_id;

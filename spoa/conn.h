@@ -42,7 +42,7 @@ struct worker_state {
 
 /* Takes a plan reference; plan_generation and plan are set from runtime. */
 void worker_state_init(struct worker_state *ws, struct ev_loop *loop, unsigned worker_id,
-		    struct metrics_worker *metrics, void (*released)(struct worker_state *));
+		       struct metrics_worker *metrics, void (*released)(struct worker_state *));
 
 /* Frees every connection at once and drops the plan reference. Only once
  * the loop no longer runs. */

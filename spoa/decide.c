@@ -61,6 +61,7 @@ void decider_init(struct decider *dc, const struct plan *plan)
 
 	dc->plan = plan;
 	dc->current_phase = plan_phase_number(plan, plan_current_phase(plan));
+	/* proc.cutover.phase, for HAProxy's fallback: it goes with this chunk. */
 	frame_actions_begin(&b, dc->proc, sizeof(dc->proc));
 	frame_ack_set_int64(&b, FRAME_SCOPE_PROC, "phase", dc->current_phase);
 	dc->proc_len = (uint8_t)frame_actions_end(&b); /* 20 bytes at most */
