@@ -420,7 +420,6 @@ void router_decide_in(const struct plan *plan, int phase_index,
 	if (a->kind == ACTION_BACKEND) {
 		out->backend_index = a->backend;
 		out->backend = plan->backends[a->backend];
-		out->backend_index = a->backend;
 		out->deprecated = a->deprecated;
 	} else {
 		out->status = a->status;
@@ -432,7 +431,6 @@ void router_decide_in(const struct plan *plan, int phase_index,
 		out->status = refused;
 		out->backend_index = -1;
 		out->backend = NULL;
-		out->backend_index = -1;
 	} else if (a->kind == ACTION_BACKEND) {
 		out->path = scratch;
 		out->path_len = len;

@@ -33,7 +33,6 @@ struct decision {
 	const char *backend;     /* backend to use; NULL when the proxy answers itself
 	                            (status != 0) or nothing matched and the plan has no
 	                            default backend */
-	int backend_index;       /* index of backend in the plan, -1 when NULL */
 	unsigned status;         /* 0, or the status HAProxy must answer with (404, 410) */
 	bool deprecated;         /* the route is deprecated in this phase */
 	const char *path;        /* rewritten path, in scratch; NULL when not rewritten */
