@@ -15,7 +15,9 @@ read back over Prometheus's HTTP API:
   dashboard_queries       every expr of packaging/grafana/cutover.json evaluates
   promtool_rules          promtool check/test rules on packaging/prometheus
 
-One walk serves every case (a module fixture); it is stopped by PID.
+One walk serves every case: a module fixture starts the system.System
+itself (tests/conftest.py's start_system lives one case) and stops it, and
+Prometheus, by PID.
 """
 import json
 import os
