@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "fallback_writer.h"
 #include "log.h"
 #include "metrics.h"
 #include "plan.h"
@@ -125,6 +126,7 @@ static void apply_plan(const struct watcher *w, struct plan *next)
 
 	metrics_plan_applied(next, true, ev_time());
 	runtime_publish(next); /* prev stays alive: we hold a reference */
+	fallback_writer_publish(next);
 	if (from_num != to_num || strcmp(from_name, to_name) != 0)
 		log_event(LOGL_INFO, "phase_change", LOG_UINT("from", from_num),
 			  LOG_STR("from_name", from_name), LOG_UINT("to", to_num),

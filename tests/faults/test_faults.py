@@ -216,10 +216,10 @@ def test_all_agents_down(fault_system):
 
 @pytest.mark.timeout(TIMEOUT)
 def test_haproxy_starts_with_no_agent(fault_system):
-    """HAProxy starts while no agent runs, so it never learned a phase: it
-    routes by CUTOVER_START_PHASE (the plan's phase when it started, 6). The
-    plan moves to 5 before any agent runs; once one does, routing follows
-    the plan."""
+    """HAProxy starts while no agent runs: it routes by the fallback map
+    written before it started (the plan at 6). The plan moves to 5 before
+    any agent runs, so nothing rewrites the map; once an agent runs, it
+    installs the map of phase 5 and its answers follow the plan."""
     stack = fault_system("noagent", 6, start_agents=False)
     run = LoadRun(stack, seconds=10, rate=LOAD_RATE)
     t0 = time.monotonic()

@@ -197,7 +197,13 @@ class Bench:
                          env=env, port=int(stub["NEW_COMMAND"].split(":")[1]))
         apps = {"CUTOVER_" + k: v for k, v in stub.items()}
         apps["CUTOVER_DEFAULT_APP"] = stub["OLD_QUERY"]
-        self.agent_e2e = self.agent(self.phase_plan(), "agent-e2e")
+        plan = self.phase_plan()
+        self.agent_e2e = self.agent(plan, "agent-e2e")
+        fallback_dir = os.path.join(self.workdir, "fallback")
+        os.makedirs(fallback_dir, exist_ok=True)
+        rc, out, err = run([self.spoa, "--write-fallback", fallback_dir, plan], 30)
+        if rc != 0:
+            raise Failure("cannot write the fallback map: %s%s" % (out, err))
         agent_addr = "127.0.0.1:%d" % self.agent_e2e.port
 
         native_port = harness.free_port()
@@ -210,7 +216,7 @@ class Bench:
         # One agent: both server lines of spoe_cutover name it.
         roles = {k.lower().replace("_", "-"): v for k, v in stub.items()}
         env = system.haproxy_env(cut_port, [agent_addr], roles,
-                                 os.path.join(self.workdir, "haproxy.sock"), BENCH_PHASE)
+                                 os.path.join(self.workdir, "haproxy.sock"), fallback_dir)
         try:
             self.cutover = system.Haproxy(env, self.workdir, name="haproxy-cutover")
         except AssertionError as e:
