@@ -93,9 +93,11 @@ def fleet(request):
             d = os.path.join(root, "haproxy%d" % (j + 1))
             os.mkdir(d)
             pair = ["127.0.0.1:%d" % a.port for a in agents[2 * j:2 * j + 2]]
+            fallback_dir = os.path.join(d, "fallback")
+            system.write_fallback(fallback_dir, plan.path)
             env = system.haproxy_env(harness.free_port(), pair,
                                      {r: nowhere for r in system.ROLES},
-                                     os.path.join(d, "haproxy.sock"), 1)
+                                     os.path.join(d, "haproxy.sock"), fallback_dir)
             procs.append(system.Haproxy(env, d))
         deadline = time.monotonic() + 15
         for h in procs[AGENTS:]:  # each HAProxy holds its two agents UP
