@@ -7,10 +7,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "decide.h"
 #include "log.h"
 #include "metrics.h"
-#include "plan.h"
-#include "router.h"
 #include "runtime.h"
 
 #define HELLO_TIMEOUT 10.0  /* seconds from accept to HAPROXY-HELLO */
@@ -29,8 +28,8 @@
 enum conn_state { CONN_WAIT_HELLO, CONN_READY, CONN_CLOSING, CONN_CLOSED };
 
 struct conn {
-	struct conn_pool *pool;
-	struct conn *next, **prev; /* in pool->live, then pool->dead */
+	struct worker_state *ws;
+	struct conn *next, **prev; /* in ws->live, then ws->dead */
 	uint64_t id;
 	int fd;
 	enum conn_state state;
@@ -47,7 +46,7 @@ struct conn {
 };
 
 #define CONN_FMT "[w%u c%" PRIu64 "] "
-#define CONN_ARGS(c) (c)->pool->worker_id, (c)->id
+#define CONN_ARGS(c) (c)->ws->worker_id, (c)->id
 
 static void flush(struct conn *c);
 
@@ -69,50 +68,51 @@ static void list_remove(struct conn *c)
 
 /* Swaps the worker's plan reference when runtime published a new plan. One
  * atomic load when nothing changed. */
-static void refresh_plan(struct conn_pool *pool)
+static void refresh_plan(struct worker_state *ws)
 {
 	uint64_t g = runtime_generation();
 
-	if (g == pool->plan_generation)
+	if (g == ws->plan_generation)
 		return;
 	const struct plan *next = runtime_acquire();
-	metrics_bind_plan(pool->metrics, next); /* before the old plan may go */
-	runtime_release(pool->plan);
-	pool->plan = next;
-	pool->plan_generation = g;
+	metrics_bind_plan(ws->metrics, next); /* before the old plan may go */
+	decider_init(&ws->decider, next);
+	runtime_release(ws->plan);
+	ws->plan = next;
+	ws->plan_generation = g;
 }
 
 /* Ends the connection now: no more I/O; freed by the reaper. */
 static void close_now(struct conn *c, const char *why)
 {
-	struct conn_pool *pool = c->pool;
+	struct worker_state *ws = c->ws;
 
-	ev_io_stop(pool->loop, &c->rio);
-	ev_io_stop(pool->loop, &c->wio);
-	ev_timer_stop(pool->loop, &c->timer);
+	ev_io_stop(ws->loop, &c->rio);
+	ev_io_stop(ws->loop, &c->wio);
+	ev_timer_stop(ws->loop, &c->timer);
 	close(c->fd);
 	c->fd = -1;
 	c->state = CONN_CLOSED;
 	list_remove(c);
-	list_insert(&pool->dead, c);
-	pool->count--;
-	metrics_conn_closed(pool->metrics);
+	list_insert(&ws->dead, c);
+	ws->count--;
+	metrics_conn_closed(ws->metrics);
 	log_debug(CONN_FMT "closed: %s (%" PRIu64 " notifies)", CONN_ARGS(c), why, c->notifies);
-	ev_prepare_start(pool->loop, &pool->reaper);
+	ev_prepare_start(ws->loop, &ws->reaper);
 }
 
 static void reap(struct ev_loop *loop, ev_prepare *w, int revents)
 {
-	struct conn_pool *pool = w->data;
+	struct worker_state *ws = w->data;
 
 	(void)revents;
 	ev_prepare_stop(loop, w);
-	while (pool->dead) {
-		struct conn *c = pool->dead;
+	while (ws->dead) {
+		struct conn *c = ws->dead;
 		list_remove(c);
 		free(c);
-		if (pool->released)
-			pool->released(pool);
+		if (ws->released)
+			ws->released(ws);
 	}
 }
 
@@ -130,7 +130,7 @@ static bool out_blocked(const struct conn *c)
 
 static void update_interest(struct conn *c)
 {
-	struct ev_loop *loop = c->pool->loop;
+	struct ev_loop *loop = c->ws->loop;
 	bool want;
 
 	switch (c->state) {
@@ -152,7 +152,7 @@ static void update_interest(struct conn *c)
 
 static void arm_timer(struct conn *c, ev_tstamp at)
 {
-	struct ev_loop *loop = c->pool->loop;
+	struct ev_loop *loop = c->ws->loop;
 	ev_tstamp after = at - ev_now(loop);
 
 	ev_timer_stop(loop, &c->timer);
@@ -166,7 +166,7 @@ static void enter_closing(struct conn *c)
 {
 	c->state = CONN_CLOSING;
 	c->in_len = 0;
-	arm_timer(c, ev_now(c->pool->loop) + LINGER_TIMEOUT);
+	arm_timer(c, ev_now(c->ws->loop) + LINGER_TIMEOUT);
 }
 
 /* Queues AGENT-DISCONNECT, then closes. */
@@ -177,7 +177,7 @@ static void begin_closing(struct conn *c, unsigned status)
 
 	if (n > 0) {
 		c->out_len += (size_t)n;
-		metrics_frame(c->pool->metrics, METRICS_FRAME_AGENT_DISCONNECT);
+		metrics_frame(c->ws->metrics, METRICS_FRAME_AGENT_DISCONNECT);
 	}
 	enter_closing(c);
 }
@@ -186,7 +186,7 @@ static void protocol_error(struct conn *c, unsigned status, const char *what)
 {
 	log_warn(CONN_FMT "protocol error: %s: %s (status %u)", CONN_ARGS(c), what,
 		 frame_status_text(status), status);
-	metrics_protocol_error(c->pool->metrics, status);
+	metrics_protocol_error(c->ws->metrics, status);
 	begin_closing(c, status);
 }
 
@@ -195,7 +195,7 @@ static void handle_hello(struct conn *c, const struct frame *f)
 	struct hello h;
 	unsigned status;
 
-	metrics_frame(c->pool->metrics, METRICS_FRAME_HAPROXY_HELLO);
+	metrics_frame(c->ws->metrics, METRICS_FRAME_HAPROXY_HELLO);
 	if (!(f->flags & FRAME_FLAG_FIN)) {
 		protocol_error(c, FRAME_ST_NO_FRAGMENTATION, "HELLO without FIN");
 		return;
@@ -212,7 +212,7 @@ static void handle_hello(struct conn *c, const struct frame *f)
 		return;
 	}
 	c->out_len += (size_t)n;
-	metrics_frame(c->pool->metrics, METRICS_FRAME_AGENT_HELLO);
+	metrics_frame(c->ws->metrics, METRICS_FRAME_AGENT_HELLO);
 	log_debug(CONN_FMT "hello: max-frame-size %" PRIu32 "%s%s", CONN_ARGS(c), c->max_frame,
 		  h.pipelining ? ", pipelining" : "", h.healthcheck ? ", health check" : "");
 	if (h.healthcheck) {
@@ -221,72 +221,6 @@ static void handle_hello(struct conn *c, const struct frame *f)
 	}
 	c->state = CONN_READY;
 	arm_timer(c, c->last_input + IDLE_TIMEOUT);
-}
-
-static bool string_arg(const struct notify_arg *a, const char **s, size_t *len)
-{
-	if (a->value.type != SPOP_T_STRING)
-		return false;
-	*s = (const char *)a->value.u.bytes.ptr;
-	*len = a->value.u.bytes.len;
-	return true;
-}
-
-/* Finds message `cutover` and fills req from its arguments. Arguments of
- * other types than STRING count as absent; unknown ones are ignored. */
-static bool read_request(struct notify *n, struct route_request *req, struct spop_bytes *id)
-{
-	struct notify_message m;
-	struct notify_arg a;
-
-	while (frame_next_message(n, &m)) {
-		if (!spop_bytes_eq(m.name, "cutover"))
-			continue;
-		while (frame_next_arg(n, &a)) {
-			if (spop_bytes_eq(a.name, "method"))
-				string_arg(&a, &req->method, &req->method_len);
-			else if (spop_bytes_eq(a.name, "path"))
-				string_arg(&a, &req->path, &req->path_len);
-			else if (spop_bytes_eq(a.name, "host"))
-				string_arg(&a, &req->host, &req->host_len);
-			else if (spop_bytes_eq(a.name, "id") && a.value.type == SPOP_T_STRING)
-				*id = a.value.u.bytes;
-		}
-		return true;
-	}
-	return false;
-}
-
-/* The ACK of the contract: txn backend, path, phase, route, status,
- * deprecated, link, and proc phase. */
-static ssize_t build_ack(struct conn *c, const struct frame *f, const struct decision *d,
-			 unsigned current_phase, bool whole)
-{
-	struct ack_builder b;
-
-	frame_ack_begin(&b, c->out + c->out_len, out_room(c), c->max_frame, f->stream_id,
-			f->frame_id);
-	if (d) {
-		if (d->backend && whole)
-			frame_ack_set_string(&b, FRAME_SCOPE_TXN, "backend", d->backend,
-					     strlen(d->backend));
-		if (d->path && whole)
-			frame_ack_set_string(&b, FRAME_SCOPE_TXN, "path", d->path, d->path_len);
-		frame_ack_set_int64(&b, FRAME_SCOPE_TXN, "phase", d->phase);
-		if (d->route)
-			frame_ack_set_string(&b, FRAME_SCOPE_TXN, "route", d->route,
-					     strlen(d->route));
-		if (!whole)
-			frame_ack_set_int64(&b, FRAME_SCOPE_TXN, "status", 414);
-		else if (d->status)
-			frame_ack_set_int64(&b, FRAME_SCOPE_TXN, "status", d->status);
-		if (d->deprecated)
-			frame_ack_set_bool(&b, FRAME_SCOPE_TXN, "deprecated", true);
-		if (d->link && whole)
-			frame_ack_set_string(&b, FRAME_SCOPE_TXN, "link", d->link, d->link_len);
-	}
-	frame_ack_set_int64(&b, FRAME_SCOPE_PROC, "phase", current_phase);
-	return frame_ack_end(&b);
 }
 
 /* Copies len bytes of s into dst (cap > 0) as one printable line: control
@@ -301,69 +235,55 @@ static const char *printable(char *dst, size_t cap, const char *s, size_t len)
 	return dst;
 }
 
-static void log_decision(const struct conn *c, const struct frame *f,
-			 const struct route_request *req, struct spop_bytes id,
-			 const struct decision *d)
+static void log_decision(const struct conn *c, const struct frame *f, const struct answer *a)
 {
 	char ids[128], method[32], path[512];
+	const struct decision *d = &a->d;
 
 	log_debug(CONN_FMT "sid=%" PRIu64 " fid=%" PRIu64 " id=%s %s %s -> phase %u route %s"
 		  " backend %s status %u%s",
 		  CONN_ARGS(c), f->stream_id, f->frame_id,
-		  printable(ids, sizeof(ids), (const char *)id.ptr, id.len),
-		  printable(method, sizeof(method), req->method, req->method_len),
-		  printable(path, sizeof(path), req->path, req->path_len), d->phase,
+		  printable(ids, sizeof(ids), (const char *)a->id.ptr, a->id.len),
+		  printable(method, sizeof(method), a->req.method, a->req.method_len),
+		  printable(path, sizeof(path), a->req.path, a->req.path_len), d->phase,
 		  d->route ? d->route : "-", d->backend ? d->backend : "-", d->status,
 		  d->deprecated ? " deprecated" : "");
 }
 
 static void handle_notify(struct conn *c, const struct frame *f)
 {
-	struct conn_pool *pool = c->pool;
-	struct notify n;
+	struct worker_state *ws = c->ws;
+	struct answer a;
 	unsigned status;
 
-	metrics_frame(pool->metrics, METRICS_FRAME_NOTIFY);
-	if (frame_parse_notify(f, &n, &status) != SPOP_OK) {
+	metrics_frame(ws->metrics, METRICS_FRAME_NOTIFY);
+	uint64_t t0 = metrics_now_ns();
+	ssize_t len = decide_notify(&ws->decider, f, c->max_frame, c->out + c->out_len,
+				    out_room(c), &a, &status);
+	if (len == SPOP_INVALID) {
 		protocol_error(c, status, "bad NOTIFY");
 		return;
 	}
-	c->notifies++;
-
-	struct route_request req = { 0 };
-	struct spop_bytes id = { 0 };
-	struct decision d;
-	const struct plan *plan = pool->plan;
-	bool asked = read_request(&n, &req, &id);
-	unsigned current = plan_phase_number(plan, plan_current_phase(plan));
-
-	if (asked) {
-		uint64_t t0 = metrics_now_ns();
-		router_decide(plan, &req, &d, pool->scratch, sizeof(pool->scratch));
-		metrics_decision(pool->metrics, &d, metrics_now_ns() - t0);
-	}
-	ssize_t len = build_ack(c, f, asked ? &d : NULL, current, true);
-	if (len < 0 && asked) {
-		/* The rewrite does not fit the negotiated frame: answer like a
-		 * rewrite that did not fit the router's scratch. */
-		log_warn(CONN_FMT "sid=%" PRIu64 " fid=%" PRIu64 " ACK over max-frame-size %" PRIu32
-			 ", answering 414",
-			 CONN_ARGS(c), f->stream_id, f->frame_id, c->max_frame);
-		len = build_ack(c, f, &d, current, false);
-	}
-	if (len < 0) { /* cannot happen: a bare ACK is far below 256 bytes */
-		protocol_error(c, FRAME_ST_RESOURCE, "ACK does not fit");
+	if (len < 0) { /* cannot happen: out_blocked() kept a frame's room */
+		protocol_error(c, FRAME_ST_RESOURCE, "no room for the ACK");
 		return;
 	}
+	c->notifies++;
 	c->out_len += (size_t)len;
-	metrics_frame(pool->metrics, METRICS_FRAME_ACK);
-	if (!asked) {
+	if (a.asked)
+		metrics_decision(ws->metrics, &a.d, metrics_now_ns() - t0);
+	metrics_frame(ws->metrics, METRICS_FRAME_ACK);
+	if (!a.asked) {
 		log_debug(CONN_FMT "sid=%" PRIu64 " fid=%" PRIu64 " no cutover message",
 			  CONN_ARGS(c), f->stream_id, f->frame_id);
 		return;
 	}
+	if (a.over_size)
+		log_warn(CONN_FMT "sid=%" PRIu64 " fid=%" PRIu64 " ACK over max-frame-size %" PRIu32
+			 ", answering 414",
+			 CONN_ARGS(c), f->stream_id, f->frame_id, c->max_frame);
 	if (log_enabled(LOGL_DEBUG))
-		log_decision(c, f, &req, id, &d);
+		log_decision(c, f, &a);
 }
 
 static void handle_disconnect(struct conn *c, const struct frame *f)
@@ -371,7 +291,7 @@ static void handle_disconnect(struct conn *c, const struct frame *f)
 	struct disconnect d;
 	unsigned status;
 
-	metrics_frame(c->pool->metrics, METRICS_FRAME_HAPROXY_DISCONNECT);
+	metrics_frame(c->ws->metrics, METRICS_FRAME_HAPROXY_DISCONNECT);
 	if (frame_parse_disconnect(f, &d, &status) != SPOP_OK) {
 		protocol_error(c, status, "bad HAPROXY-DISCONNECT");
 		return;
@@ -405,7 +325,7 @@ static void handle_frame(struct conn *c, const struct frame *f)
 		protocol_error(c, FRAME_ST_INVALID, "second HELLO");
 		break;
 	default: /* unknown types are ignored, as HAProxy does */
-		metrics_frame(c->pool->metrics, METRICS_FRAME_UNKNOWN);
+		metrics_frame(c->ws->metrics, METRICS_FRAME_UNKNOWN);
 		log_debug(CONN_FMT "sid=%" PRIu64 " fid=%" PRIu64 " ignored frame type %u",
 			  CONN_ARGS(c), f->stream_id, f->frame_id, f->type);
 		break;
@@ -464,7 +384,7 @@ static void on_read(struct ev_loop *loop, ev_io *w, int revents)
 	struct conn *c = w->data;
 
 	(void)revents;
-	refresh_plan(c->pool);
+	refresh_plan(c->ws);
 	process_input(c); /* frames held back by back-pressure, if any */
 	for (int round = 0; round < READS_PER_EVENT; round++) {
 		/* After process_input the input holds less than one frame,
@@ -503,7 +423,7 @@ static void on_read(struct ev_loop *loop, ev_io *w, int revents)
 /* Sends what is queued, in as few sends as the socket takes. */
 static void flush(struct conn *c)
 {
-	struct ev_loop *loop = c->pool->loop;
+	struct ev_loop *loop = c->ws->loop;
 
 	while (c->out_off < c->out_len) {
 		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
@@ -557,7 +477,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	switch (c->state) {
 	case CONN_WAIT_HELLO:
 		log_warn(CONN_FMT "no HELLO within %.0fs", CONN_ARGS(c), HELLO_TIMEOUT);
-		metrics_protocol_error(c->pool->metrics, FRAME_ST_TIMEOUT);
+		metrics_protocol_error(c->ws->metrics, FRAME_ST_TIMEOUT);
 		begin_closing(c, FRAME_ST_TIMEOUT);
 		break;
 	case CONN_READY:
@@ -579,56 +499,57 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 		update_interest(c);
 }
 
-bool conn_accept(struct conn_pool *pool, int fd)
+bool conn_accept(struct worker_state *ws, int fd)
 {
 	struct conn *c = malloc(sizeof(*c));
 
 	if (c == NULL) {
-		log_warn("[w%u] out of memory for a connection", pool->worker_id);
+		log_warn("[w%u] out of memory for a connection", ws->worker_id);
 		close(fd);
 		return false;
 	}
-	c->pool = pool;
-	c->id = ++pool->next_id;
+	c->ws = ws;
+	c->id = ++ws->next_id;
 	c->fd = fd;
 	c->state = CONN_WAIT_HELLO;
 	c->shut_wr = false;
 	c->max_frame = FRAME_AGENT_MAX_SIZE;
-	c->last_input = ev_now(pool->loop);
+	c->last_input = ev_now(ws->loop);
 	c->notifies = 0;
 	c->in_len = c->out_off = c->out_len = 0;
 	ev_io_init(&c->rio, on_read, fd, EV_READ);
 	ev_io_init(&c->wio, on_write, fd, EV_WRITE);
 	ev_init(&c->timer, on_timer);
 	c->rio.data = c->wio.data = c->timer.data = c;
-	list_insert(&pool->live, c);
-	pool->count++;
-	metrics_conn_opened(pool->metrics);
-	ev_io_start(pool->loop, &c->rio);
+	list_insert(&ws->live, c);
+	ws->count++;
+	metrics_conn_opened(ws->metrics);
+	ev_io_start(ws->loop, &c->rio);
 	arm_timer(c, c->last_input + HELLO_TIMEOUT);
 	log_debug(CONN_FMT "accepted", CONN_ARGS(c));
 	return true;
 }
 
-void conn_pool_init(struct conn_pool *pool, struct ev_loop *loop, unsigned worker_id,
-		    struct metrics_worker *metrics, void (*released)(struct conn_pool *))
+void worker_state_init(struct worker_state *ws, struct ev_loop *loop, unsigned worker_id,
+		       struct metrics_worker *metrics, void (*released)(struct worker_state *))
 {
-	pool->loop = loop;
-	pool->worker_id = worker_id;
-	pool->metrics = metrics;
-	pool->plan_generation = runtime_generation();
-	pool->plan = runtime_acquire();
-	pool->live = pool->dead = NULL;
-	pool->count = 0;
-	pool->next_id = 0;
-	pool->released = released;
-	ev_prepare_init(&pool->reaper, reap);
-	pool->reaper.data = pool;
+	ws->loop = loop;
+	ws->worker_id = worker_id;
+	ws->metrics = metrics;
+	ws->plan_generation = runtime_generation();
+	ws->plan = runtime_acquire();
+	decider_init(&ws->decider, ws->plan);
+	ws->live = ws->dead = NULL;
+	ws->count = 0;
+	ws->next_id = 0;
+	ws->released = released;
+	ev_prepare_init(&ws->reaper, reap);
+	ws->reaper.data = ws;
 }
 
-void conn_pool_shutdown(struct conn_pool *pool)
+void worker_state_shutdown(struct worker_state *ws)
 {
-	struct conn *c = pool->live, *next;
+	struct conn *c = ws->live, *next;
 
 	for (; c; c = next) {
 		next = c->next; /* flush may close c */
@@ -643,20 +564,20 @@ void conn_pool_shutdown(struct conn_pool *pool)
 	}
 }
 
-void conn_pool_destroy(struct conn_pool *pool)
+void worker_state_destroy(struct worker_state *ws)
 {
-	while (pool->live) {
-		struct conn *c = pool->live;
+	while (ws->live) {
+		struct conn *c = ws->live;
 		list_remove(c);
 		close(c->fd);
 		free(c);
 	}
-	while (pool->dead) {
-		struct conn *c = pool->dead;
+	while (ws->dead) {
+		struct conn *c = ws->dead;
 		list_remove(c);
 		free(c);
 	}
-	pool->count = 0;
-	runtime_release(pool->plan);
-	pool->plan = NULL;
+	ws->count = 0;
+	runtime_release(ws->plan);
+	ws->plan = NULL;
 }

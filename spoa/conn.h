@@ -8,23 +8,23 @@
  * connection only. Connections are freed from a prepare watcher, never
  * inside their own callbacks.
  *
- * A conn_pool is the part of a worker that conn uses: its loop, its plan
- * reference and its counters. Everything in it belongs to the worker's
- * thread; nothing here is shared with another thread except through
- * runtime.h and metrics.h. */
+ * A worker_state is the part of a worker that conn uses: its loop, its plan
+ * reference with its decider, and its counters. Everything in it belongs to
+ * the worker's thread; nothing here is shared with another thread except
+ * through runtime.h and metrics.h. */
 #ifndef CUTOVER_CONN_H
 #define CUTOVER_CONN_H
 
 #include <ev.h>
 #include <stdint.h>
 
-#include "frame.h"
+#include "decide.h"
 
 struct conn;
 struct plan;
 struct metrics_worker;
 
-struct conn_pool {
+struct worker_state {
 	struct ev_loop *loop;
 	unsigned worker_id;
 	struct metrics_worker *metrics;
@@ -36,24 +36,24 @@ struct conn_pool {
 	uint64_t next_id;
 	ev_prepare reaper;
 	/* Called (on the worker's thread) after a connection was freed. */
-	void (*released)(struct conn_pool *pool);
-	char scratch[FRAME_AGENT_MAX_SIZE]; /* router_decide's rewrite space */
+	void (*released)(struct worker_state *ws);
+	struct decider decider;  /* bound to plan */
 };
 
 /* Takes a plan reference; plan_generation and plan are set from runtime. */
-void conn_pool_init(struct conn_pool *pool, struct ev_loop *loop, unsigned worker_id,
-		    struct metrics_worker *metrics, void (*released)(struct conn_pool *));
+void worker_state_init(struct worker_state *ws, struct ev_loop *loop, unsigned worker_id,
+		       struct metrics_worker *metrics, void (*released)(struct worker_state *));
 
 /* Frees every connection at once and drops the plan reference. Only once
  * the loop no longer runs. */
-void conn_pool_destroy(struct conn_pool *pool);
+void worker_state_destroy(struct worker_state *ws);
 
 /* Adopts an accepted, non-blocking socket. On allocation failure the socket
  * is closed and false returned. */
-bool conn_accept(struct conn_pool *pool, int fd);
+bool conn_accept(struct worker_state *ws, int fd);
 
 /* Graceful stop: every connection gets AGENT-DISCONNECT status 0 (after
  * what it already queued) and closes once flushed. */
-void conn_pool_shutdown(struct conn_pool *pool);
+void worker_state_shutdown(struct worker_state *ws);
 
 #endif

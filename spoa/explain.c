@@ -2,15 +2,20 @@
  * plan exactly as the agent does, so what they print is what it would do. */
 #include "explain.h"
 
+#include "fallback.h"
+#include "fallback_file.h"
 #include "plan.h"
 #include "router.h"
 
+#include <errno.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define EXPLAIN_ERR_MAX 1024
 #define EXPLAIN_SCRATCH (64 * 1024)
 #define EXPLAIN_LIST_MAX 8  /* names listed by --check before "..." */
+#define PLAN_NAME_BUF 96    /* "cutover_" and a plan name of up to 64 bytes */
 
 static struct plan *load(const char *file, FILE *err)
 {
@@ -104,6 +109,193 @@ int explain_check(const char *file, FILE *out, FILE *err)
 	return 0;
 }
 
+/* True when the HAProxy configuration text declares a proxy called want in
+ * a "backend" or "listen" section (the only sections use_backend reaches). */
+static bool declares_backend(const char *cfg, const char *want)
+{
+	size_t wlen = strlen(want);
+
+	for (const char *line = cfg; line && *line; line = strchr(line, '\n'), line += !!line) {
+		const char *p = line + strspn(line, " \t");
+		size_t kw = strncmp(p, "backend", 7) == 0 ? 7 : strncmp(p, "listen", 6) == 0 ? 6 : 0;
+
+		if (!kw || (p[kw] != ' ' && p[kw] != '\t'))
+			continue;
+		p += kw + strspn(p + kw, " \t");
+		if (strncmp(p, want, wlen) == 0 && strchr(" \t\r\n#", p[wlen]) && p[wlen])
+			return true;
+	}
+	return false;
+}
+
+static char *read_text(const char *file, FILE *err)
+{
+	FILE *f = fopen(file, "rb");
+	char *text = NULL;
+	size_t len = 0;
+
+	if (!f) {
+		fprintf(err, "%s: cannot open: %s\n", file, strerror(errno));
+		return NULL;
+	}
+	if (fseek(f, 0, SEEK_END) == 0 && (len = (size_t)ftell(f)) < (64u << 20) &&
+	    fseek(f, 0, SEEK_SET) == 0 && (text = malloc(len + 2)) &&
+	    fread(text, 1, len, f) == len) {
+		text[len] = '\n'; /* so the last line ends like the others */
+		text[len + 1] = '\0';
+	} else {
+		fprintf(err, "%s: cannot read\n", file);
+		free(text);
+		text = NULL;
+	}
+	fclose(f);
+	return text;
+}
+
+int explain_check_haproxy(const char *file, const char *haproxy_cfg, FILE *out, FILE *err)
+{
+	int rc = explain_check(file, out, err);
+	struct plan *p;
+	char *cfg;
+	int missing = 0;
+
+	if (rc != 0 || !(p = load(file, err)))
+		return rc ? rc : 1;
+	if (!(cfg = read_text(haproxy_cfg, err))) {
+		plan_free(p);
+		return 1;
+	}
+	for (int i = 0; i < plan_backend_count(p); i++) {
+		char want[PLAN_NAME_BUF];
+
+		snprintf(want, sizeof(want), "cutover_%s", plan_backend_name(p, i));
+		if (declares_backend(cfg, want))
+			continue;
+		fprintf(err, "%s: no 'backend %s' for plan backend '%s': HAProxy would answer "
+			"503 for every request sent there\n", haproxy_cfg, want, plan_backend_name(p, i));
+		missing++;
+	}
+	if (!missing)
+		fprintf(out, "  haproxy:  %s has a backend cutover_<name> for each of the %d\n",
+			haproxy_cfg, plan_backend_count(p));
+	free(cfg);
+	plan_free(p);
+	return missing ? 1 : 0;
+}
+
+int explain_write_fallback(const char *file, const char *dir, FILE *out, FILE *err)
+{
+	char msg[EXPLAIN_ERR_MAX];
+	struct plan *p = load(file, err);
+	int cur;
+
+	if (!p)
+		return 1;
+	if (!fallback_write_dir(p, dir, msg, sizeof(msg))) {
+		fprintf(err, "%s\n", msg);
+		plan_free(p);
+		return 1;
+	}
+	cur = plan_current_phase(p);
+	fprintf(out, "%s/%s: phase %u %s, %d routes\n", dir, FALLBACK_MAP_FILE,
+		plan_phase_number(p, cur), plan_phase_name(p, cur), plan_route_count(p));
+	plan_free(p);
+	return 0;
+}
+
+/* ---- --json: the same facts for programs (scripts/walk and the like) ---- */
+
+/* s as a JSON string, or null. */
+static void json_string(FILE *out, const char *s, size_t len)
+{
+	if (!s) {
+		fputs("null", out);
+		return;
+	}
+	fputc('"', out);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '"' || c == '\\')
+			fprintf(out, "\\%c", c);
+		else if (c < 0x20 || c >= 0x7f)
+			fprintf(out, "\\u%04x", c); /* bytes, not UTF-8: one escape each */
+		else
+			fputc(c, out);
+	}
+	fputc('"', out);
+}
+
+static void json_cstr(FILE *out, const char *s)
+{
+	json_string(out, s, s ? strlen(s) : 0);
+}
+
+int explain_check_json(const char *file, FILE *out)
+{
+	char msg[EXPLAIN_ERR_MAX];
+	struct plan *p = plan_load(file, msg, sizeof(msg));
+	int cur;
+
+	if (!p) {
+		fputs("{\"valid\": false, \"error\": ", out);
+		json_cstr(out, msg);
+		fputs("}\n", out);
+		return 1;
+	}
+	cur = plan_current_phase(p);
+	fputs("{\"valid\": true, \"file\": ", out);
+	json_cstr(out, file);
+	fprintf(out, ", \"current\": {\"index\": %d, \"number\": %u, \"name\": ", cur,
+		plan_phase_number(p, cur));
+	json_cstr(out, plan_phase_name(p, cur));
+	fputs("},\n \"phases\": [", out);
+	for (int i = 0; i < plan_phase_count(p); i++) {
+		fprintf(out, "%s\n  {\"number\": %u, \"name\": ", i ? "," : "", plan_phase_number(p, i));
+		json_cstr(out, plan_phase_name(p, i));
+		fputs(", \"description\": ", out);
+		json_cstr(out, plan_phase_description(p, i));
+		fputc('}', out);
+	}
+	fputs("],\n \"routes\": [", out);
+	for (int i = 0; i < plan_route_count(p); i++) {
+		fputs(i ? ", {\"name\": " : "{\"name\": ", out);
+		json_cstr(out, plan_route_name(p, i));
+		fputs(", \"path\": ", out);
+		json_cstr(out, plan_route_path(p, i));
+		fputc('}', out);
+	}
+	fputs("],\n \"backends\": [", out);
+	for (int i = 0; i < plan_backend_count(p); i++) {
+		fputs(i ? ", " : "", out);
+		json_cstr(out, plan_backend_name(p, i));
+	}
+	fputs("], \"default_backend\": ", out);
+	json_cstr(out, plan_default_backend(p));
+	fputs("}\n", out);
+	plan_free(p);
+	return 0;
+}
+
+static void json_decision(FILE *out, const struct decision *d, bool current)
+{
+	fprintf(out, "{\"phase\": %u, \"phase_name\": ", d->phase);
+	json_cstr(out, d->phase_name);
+	fprintf(out, ", \"current\": %s, \"route\": ", current ? "true" : "false");
+	json_cstr(out, d->route);
+	fputs(", \"backend\": ", out);
+	json_cstr(out, d->backend);
+	if (d->status)
+		fprintf(out, ", \"status\": %u", d->status);
+	else
+		fputs(", \"status\": null", out);
+	fputs(", \"path\": ", out);
+	json_string(out, d->path, d->path_len);
+	fputs(", \"link\": ", out);
+	json_string(out, d->link, d->link_len);
+	fprintf(out, ", \"deprecated\": %s}", d->deprecated ? "true" : "false");
+}
+
 /* The decision in words: what HAProxy will do with the request. */
 static void print_decision(FILE *out, const struct plan *p, const struct decision *d)
 {
@@ -159,10 +351,25 @@ static void print_entry_guards(FILE *out, const struct plan *p, int i)
 int explain_request(const char *file, const char *method, const char *path,
 		    const char *phase, int all_phases, FILE *out, FILE *err)
 {
+	return explain_request_host(file, method, path, NULL, phase, all_phases, out, err);
+}
+
+int explain_request_host(const char *file, const char *method, const char *path,
+			 const char *host, const char *phase, int all_phases, FILE *out,
+			 FILE *err)
+{
+	return explain_request_as(file, method, path, host, phase, all_phases, false, out, err);
+}
+
+int explain_request_as(const char *file, const char *method, const char *path,
+		       const char *host, const char *phase, int all_phases, bool json, FILE *out,
+		       FILE *err)
+{
 	static char scratch[EXPLAIN_SCRATCH]; /* the command line runs one thread */
 	struct route_request req = {
 		.method = method, .method_len = strlen(method),
 		.path = path, .path_len = strlen(path),
+		.host = host, .host_len = host ? strlen(host) : 0,
 	};
 	struct plan *p = load(file, err);
 	int index, first, last;
@@ -176,18 +383,37 @@ int explain_request(const char *file, const char *method, const char *path,
 		plan_free(p);
 		return 1;
 	}
-	fprintf(out, "%s %s\n", method, path);
+	if (json) {
+		fputs("{\"method\": ", out);
+		json_cstr(out, method);
+		fputs(", \"path\": ", out);
+		json_cstr(out, path);
+		fputs(", \"host\": ", out);
+		json_cstr(out, host);
+		fputs(", \"decisions\": [", out);
+	} else if (host) {
+		fprintf(out, "%s %s host %s\n", method, path, host);
+	} else {
+		fprintf(out, "%s %s\n", method, path);
+	}
 	first = all_phases ? 0 : index;
 	last = all_phases ? plan_phase_count(p) - 1 : index;
 	for (int i = first; i <= last; i++) {
 		struct decision d;
 
 		router_decide_in(p, i, &req, &d, scratch, sizeof(scratch));
+		if (json) {
+			fputs(i > first ? ",\n  " : "\n  ", out);
+			json_decision(out, &d, i == plan_current_phase(p));
+			continue;
+		}
 		fprintf(out, "%c phase %2u %-24s ", i == plan_current_phase(p) ? '*' : ' ', d.phase,
 			d.phase_name);
 		print_decision(out, p, &d);
 		print_entry_guards(out, p, i);
 	}
+	if (json)
+		fputs("]}\n", out);
 	plan_free(p);
 	return 0;
 }

@@ -374,3 +374,27 @@ ssize_t frame_ack_end(struct ack_builder *b)
 		return SPOP_NOSPACE;
 	return frame_finish(b->start, b->p);
 }
+
+void frame_actions_begin(struct ack_builder *b, uint8_t *buf, size_t cap)
+{
+	b->start = b->p = buf;
+	b->end = buf + cap;
+	b->failed = false;
+}
+
+ssize_t frame_actions_end(const struct ack_builder *b)
+{
+	return b->failed ? SPOP_NOSPACE : (ssize_t)(b->p - b->start);
+}
+
+void frame_ack_put(struct ack_builder *b, const uint8_t *actions, size_t len)
+{
+	if (b->failed)
+		return;
+	if ((size_t)(b->end - b->p) < len) {
+		b->failed = true;
+		return;
+	}
+	memcpy(b->p, actions, len);
+	b->p += len;
+}

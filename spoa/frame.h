@@ -158,4 +158,11 @@ void frame_ack_set_bool(struct ack_builder *b, enum frame_var_scope scope, const
 			bool v);
 ssize_t frame_ack_end(struct ack_builder *b);
 
+/* Pre-encoded actions: a builder over buf[0..cap) that writes actions only,
+ * no frame header; frame_actions_end returns their size or SPOP_NOSPACE.
+ * frame_ack_put appends such bytes to an ACK as they are. */
+void frame_actions_begin(struct ack_builder *b, uint8_t *buf, size_t cap);
+ssize_t frame_actions_end(const struct ack_builder *b);
+void frame_ack_put(struct ack_builder *b, const uint8_t *actions, size_t len);
+
 #endif

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "explain.h"
+#include "fallback_writer.h"
 #include "log.h"
 #include "metrics.h"
 #include "plan.h"
@@ -36,9 +37,12 @@ static const char usage_text[] =
 	"usage: cutover-spoa --config FILE [--listen ADDR:PORT] [--threads N]\n"
 	"                    [--log-format logfmt|json]\n"
 	"                    [--log-level error|warn|info|debug] [--metrics ADDR:PORT]\n"
-	"                    [--max-connections N] [--state-dir DIR] [--journal FILE]\n"
-	"       cutover-spoa --check FILE\n"
-	"       cutover-spoa --explain FILE METHOD PATH [--phase NUMBER|NAME] [--all-phases]\n"
+	"                    [--max-connections N] [--fallback-dir DIR]\n"
+	"                    [--haproxy-socket PATH] [--state-dir DIR] [--journal FILE]\n"
+	"       cutover-spoa --check FILE [--haproxy-config HAPROXY_CFG | --json]\n"
+	"       cutover-spoa --write-fallback DIR [--haproxy-socket PATH] FILE\n"
+	"       cutover-spoa --explain FILE METHOD PATH [--host HOST] [--phase NUMBER|NAME]\n"
+	"                    [--all-phases] [--json]\n"
 	"       cutover-spoa --help | --version\n"
 	"\n"
 	"SPOE agent that routes HTTP requests through a migration plan.\n"
@@ -53,9 +57,17 @@ static const char usage_text[] =
 	"  --max-connections N    open HAProxy connections at most, default 4096\n"
 	"  --state-dir DIR        keep the live phase there (effective.json) across restarts\n"
 	"  --journal FILE         append every phase step, refused or held edit (JSON lines)\n"
+	"  --fallback-dir DIR     write HAProxy's fallback map there for every plan accepted\n"
+	"  --haproxy-socket PATH  HAProxy's admin socket: install each new fallback map there\n"
 	"  --check FILE           validate a plan and print a summary\n"
+	"  --haproxy-config CFG   with --check: every plan backend needs cutover_<name> in CFG\n"
+	"  --write-fallback DIR FILE\n"
+	"                         write the fallback map of FILE's current phase into DIR\n"
+	"                         (and install it in HAProxy, given its admin socket)\n"
 	"  --explain FILE METHOD PATH\n"
 	"                         print the decision for one request\n"
+	"  --host HOST            with --explain: the request's Host header\n"
+	"  --json                 with --check or --explain: JSON, for programs\n"
 	"SIGHUP reloads the plan; SIGTERM and SIGINT stop gracefully.\n";
 
 struct options {
@@ -67,6 +79,12 @@ struct options {
 	const char *phase;
 	const char *state_dir;
 	const char *journal;
+	const char *fallback_dir;   /* --fallback-dir, or --write-fallback's DIR */
+	const char *haproxy_config;
+	const char *haproxy_socket;
+	const char *host;           /* --explain --host */
+	int json;                   /* --check/--explain --json */
+	int write_fallback;
 	int all_phases;
 	unsigned threads;
 	unsigned max_connections;
@@ -90,7 +108,8 @@ static bool parse_count(const char *text, unsigned min, unsigned max, unsigned *
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { OPT_PHASE = 256, OPT_ALL_PHASES, OPT_MAX_CONNS, OPT_METRICS, OPT_LOG_LEVEL,
-	       OPT_STATE_DIR, OPT_JOURNAL };
+	       OPT_STATE_DIR, OPT_JOURNAL, OPT_FALLBACK_DIR, OPT_WRITE_FALLBACK,
+	       OPT_HAPROXY_CONFIG, OPT_HAPROXY_SOCKET, OPT_HOST, OPT_JSON };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "listen", required_argument, NULL, 'l' },
@@ -105,6 +124,12 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
 		{ "journal", required_argument, NULL, OPT_JOURNAL },
 		{ "all-phases", no_argument, NULL, OPT_ALL_PHASES },
+		{ "fallback-dir", required_argument, NULL, OPT_FALLBACK_DIR },
+		{ "write-fallback", required_argument, NULL, OPT_WRITE_FALLBACK },
+		{ "haproxy-config", required_argument, NULL, OPT_HAPROXY_CONFIG },
+		{ "haproxy-socket", required_argument, NULL, OPT_HAPROXY_SOCKET },
+		{ "host", required_argument, NULL, OPT_HOST },
+		{ "json", no_argument, NULL, OPT_JSON },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -124,6 +149,12 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case OPT_STATE_DIR: o->state_dir = optarg; break;
 		case OPT_JOURNAL: o->journal = optarg; break;
 		case OPT_ALL_PHASES: o->all_phases = 1; break;
+		case OPT_FALLBACK_DIR: o->fallback_dir = optarg; break;
+		case OPT_WRITE_FALLBACK: o->fallback_dir = optarg; o->write_fallback = 1; break;
+		case OPT_HAPROXY_CONFIG: o->haproxy_config = optarg; break;
+		case OPT_HAPROXY_SOCKET: o->haproxy_socket = optarg; break;
+		case OPT_HOST: o->host = optarg; break;
+		case OPT_JSON: o->json = 1; break;
 		case 't':
 			if (!parse_count(optarg, 1, MAX_THREADS, &o->threads)) {
 				fprintf(stderr, "cutover-spoa: --threads: 1 to %d\n", MAX_THREADS);
@@ -167,6 +198,13 @@ static int parse_options(int argc, char **argv, struct options *o)
 	if (o->explain) {
 		if (argc - optind != 2) {
 			fprintf(stderr, "cutover-spoa: --explain FILE METHOD PATH\n");
+			return 2;
+		}
+		return -1;
+	}
+	if (o->write_fallback) {
+		if (argc - optind != 1) {
+			fprintf(stderr, "cutover-spoa: --write-fallback DIR FILE\n");
 			return 2;
 		}
 		return -1;
@@ -250,6 +288,8 @@ static int serve(const struct options *o)
 	const char *phase_name = plan_phase_name(plan, plan_current_phase(plan));
 	metrics_set_version(CUTOVER_VERSION, CUTOVER_DESCRIBE);
 	metrics_plan_applied(plan, false, ev_time());
+	fallback_writer_configure(o->fallback_dir, o->haproxy_socket);
+	fallback_writer_publish(plan);
 	runtime_init(plan);
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit(o->max_connections, o->threads);
@@ -320,11 +360,19 @@ int main(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
+	if (o.write_fallback && o.haproxy_socket)
+		return fallback_writer_once(o.fallback_dir, o.haproxy_socket, argv[optind]);
+	if (o.write_fallback)
+		return explain_write_fallback(argv[optind], o.fallback_dir, stdout, stderr);
+	if (o.check && o.haproxy_config)
+		return explain_check_haproxy(o.check, o.haproxy_config, stdout, stderr);
+	if (o.check && o.json)
+		return explain_check_json(o.check, stdout);
 	if (o.check)
 		return explain_check(o.check, stdout, stderr);
 	if (o.explain)
-		return explain_request(o.explain, argv[optind], argv[optind + 1], o.phase,
-				       o.all_phases, stdout, stderr);
+		return explain_request_as(o.explain, argv[optind], argv[optind + 1], o.host,
+					  o.phase, o.all_phases, o.json, stdout, stderr);
 	log_set_level(o.level);
 	log_set_format(o.log_format);
 	return serve(&o);

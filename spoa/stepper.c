@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fallback_writer.h"
 #include "gate_http.h"
 #include "gate_judge.h"
 #include "journal.h"
@@ -280,6 +281,14 @@ static struct plan *build_at(const struct stepper *s, int phase)
 	return p;
 }
 
+/* p goes into force: to the workers, then to HAProxy's fallback map, both
+ * at p's phase, the effective one. */
+static void publish(struct plan *p)
+{
+	runtime_publish(p);
+	fallback_writer_publish(p); /* p lives on: runtime frees it only on the next publish */
+}
+
 static void show_waiting(const struct stepper *s)
 {
 	int g = s->gate;
@@ -349,7 +358,7 @@ static void enter(struct stepper *s)
 	to = ungated_run(s, to);
 	p = build_at(s, to);
 	metrics_phase_step(p);
-	runtime_publish(p);
+	publish(p);
 	s->effective = to;
 	s->entered = ev_time();
 	state_save(s);
@@ -712,7 +721,7 @@ void stepper_offer(struct stepper *s, struct plan *next, const char *data, size_
 	s->effective = ungated_run(s, e);
 	plan_set_phase(next, s->effective);
 	metrics_plan_applied(next, true, ev_time());
-	runtime_publish(next);
+	publish(next);
 	if (s->effective != e) {
 		s->entered = ev_time();
 		state_save(s);

@@ -39,7 +39,7 @@ struct worker {
 	ev_async stop_w;
 	ev_timer stop_tick;
 	ev_tstamp stop_deadline;
-	struct conn_pool pool;
+	struct worker_state state;
 };
 
 struct workers {
@@ -68,9 +68,9 @@ static void release_connection(void)
 	atomic_fetch_sub_explicit(&open_connections, 1, memory_order_relaxed);
 }
 
-static struct worker *pool_worker(struct conn_pool *pool)
+static struct worker *state_worker(struct worker_state *state)
 {
-	return (struct worker *)((char *)pool - offsetof(struct worker, pool));
+	return (struct worker *)((char *)state - offsetof(struct worker, state));
 }
 
 static void pause_accept(struct worker *w, const char *why)
@@ -96,10 +96,10 @@ static void resume_accept(struct worker *w)
 	log_debug("[w%u] accepting again", w->id);
 }
 
-static void on_released(struct conn_pool *pool)
+static void on_released(struct worker_state *state)
 {
 	release_connection();
-	resume_accept(pool_worker(pool));
+	resume_accept(state_worker(state));
 }
 
 static void on_retry(struct ev_loop *loop, ev_timer *t, int revents)
@@ -140,7 +140,7 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
 		}
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		if (!conn_accept(&w->pool, fd))
+		if (!conn_accept(&w->state, fd))
 			release_connection();
 	}
 }
@@ -150,7 +150,7 @@ static void on_stop_tick(struct ev_loop *loop, ev_timer *t, int revents)
 	struct worker *w = t->data;
 
 	(void)revents;
-	if (w->pool.count == 0 || ev_now(loop) >= w->stop_deadline)
+	if (w->state.count == 0 || ev_now(loop) >= w->stop_deadline)
 		ev_break(loop, EVBREAK_ALL);
 }
 
@@ -164,7 +164,7 @@ static void on_stop(struct ev_loop *loop, ev_async *a, int revents)
 	ev_timer_stop(loop, &w->retry_w);
 	close(w->lfd);
 	w->lfd = -1;
-	conn_pool_shutdown(&w->pool);
+	worker_state_shutdown(&w->state);
 	w->stop_deadline = ev_now(loop) + STOP_GRACE;
 	ev_timer_set(&w->stop_tick, 0, STOP_POLL);
 	ev_timer_start(loop, &w->stop_tick);
@@ -175,9 +175,9 @@ static void *worker_main(void *arg)
 	struct worker *w = arg;
 
 	ev_run(w->loop, 0);
-	unsigned left = w->pool.count;
-	metrics_bind_plan(w->pool.metrics, NULL);
-	conn_pool_destroy(&w->pool);
+	unsigned left = w->state.count;
+	metrics_bind_plan(w->state.metrics, NULL);
+	worker_state_destroy(&w->state);
 	for (unsigned i = 0; i < left; i++)
 		release_connection();
 	if (left)
@@ -255,8 +255,8 @@ struct workers *workers_start(unsigned n, const struct sockaddr *addr, socklen_t
 			w->lfd = sockets_listen(addr, addrlen, true, SOMAXCONN, err, errlen);
 		ws->unlink_on_stop |= addr->sa_family == AF_UNIX && w->lfd >= 0;
 		w->loop = ev_loop_new(EVFLAG_AUTO);
-		w->pool.metrics = metrics_worker_new();
-		if (w->lfd < 0 || w->loop == NULL || w->pool.metrics == NULL) {
+		w->state.metrics = metrics_worker_new();
+		if (w->lfd < 0 || w->loop == NULL || w->state.metrics == NULL) {
 			if (w->lfd >= 0)
 				snprintf(err, errlen, "cannot create worker %u", w->id);
 			workers_stop(ws);
@@ -269,8 +269,8 @@ struct workers *workers_start(unsigned n, const struct sockaddr *addr, socklen_t
 		ev_init(&w->stop_tick, on_stop_tick);
 		w->accept_w.data = w->retry_w.data = w->stop_w.data = w->stop_tick.data = w;
 		/* Started before the thread exists: a stop sent early is not lost. */
-		conn_pool_init(&w->pool, w->loop, w->id, w->pool.metrics, on_released);
-		metrics_bind_plan(w->pool.metrics, w->pool.plan);
+		worker_state_init(&w->state, w->loop, w->id, w->state.metrics, on_released);
+		metrics_bind_plan(w->state.metrics, w->state.plan);
 		ev_io_start(w->loop, &w->accept_w);
 		ev_async_start(w->loop, &w->stop_w);
 	}
@@ -302,9 +302,9 @@ void workers_stop(struct workers *ws)
 		struct worker *w = &ws->w[i];
 		if (w->started)
 			pthread_join(w->thread, NULL);
-		else if (w->pool.plan) { /* never ran: its pool still holds the plan */
-			metrics_bind_plan(w->pool.metrics, NULL);
-			conn_pool_destroy(&w->pool);
+		else if (w->state.plan) { /* never ran: its state still holds the plan */
+			metrics_bind_plan(w->state.metrics, NULL);
+			worker_state_destroy(&w->state);
 		}
 	}
 	if (ws->unlink_on_stop)

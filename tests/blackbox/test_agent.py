@@ -1,8 +1,9 @@
 """Black-box tests of cutover-spoa: the real binary, real sockets, an independent client.
 
-The selftest_* cases check spop_client against every byte example of docs/spop.md;
-the others start the agent (harness.Agent) on conf/cutover.yaml, copied with its
-`phase:` line set, and speak SPOP to it. Expected routing comes from the table of
+A pytest suite (`/usr/bin/python3 -m pytest tests/blackbox`). The selftest_*
+cases check spop_client against every byte example of docs/spop.md; the others start
+the agent (the `agent` fixture of conftest.py) on conf/cutover.yaml, copied with
+its `phase:` line set, and speak SPOP to it. Expected routing comes from the table of
 docs/contracts.md, never from the agent. After every bad-input case the agent must still
 be alive and serve a fresh connection; at stop, any sanitizer report fails the case.
 """
@@ -10,27 +11,19 @@ import contextlib
 import ipaddress
 import os
 import re
-import shutil
 import signal
 import socket
 import sys
-import tempfile
 import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 
-import harness  # noqa: E402
 import spop_client as spop  # noqa: E402
-from harness import case  # noqa: E402
 
-T = 15.0 if harness.sanitized() else 5.0  # bound of every read, never an assertion
-# CUTOVER_PLAN: another plan with the sample plan's routing (docs/contracts.md).
-PLAN = os.environ.get("CUTOVER_PLAN",
-                      os.path.join(harness.ROOT, "conf", "cutover.yaml"))
-THREADS = 2
-_PLAN_DIR = tempfile.mkdtemp(prefix="cutover-blackbox-")
+SANITIZED = os.environ.get("CUTOVER_SANITIZED") == "1"
+T = 15.0 if SANITIZED else 5.0  # bound of every read, never an assertion
 VAR_NAME = re.compile(r"^[A-Za-z0-9._]+$")
 BACKENDS = {"old_query", "old_command", "new_query", "new_command"}
 ANY_BACKEND = "*"  # for unrouted requests: absent, or the plan's default backend
@@ -41,28 +34,6 @@ def h(s):
 
 
 # ------------------------------------------------------------------ agent side
-
-def plan_file(phase):
-    """conf/cutover.yaml with its top-level `phase:` set to phase."""
-    path = os.path.join(_PLAN_DIR, "phase%d.yaml" % phase)
-    if not os.path.exists(path):
-        with open(PLAN) as f:
-            text = f.read()
-        text, n = re.subn(r"(?m)^phase:.*$", "phase: %d" % phase, text, count=1)
-        assert n == 1, "%s has no top-level phase: line" % PLAN
-        with open(path, "w") as f:
-            f.write(text)
-    return path
-
-
-@contextlib.contextmanager
-def agent(phase=1, host="127.0.0.1", threads=THREADS, extra=()):
-    a = harness.Agent(plan_file(phase), threads=threads, host=host, extra=extra)
-    try:
-        yield a
-    finally:
-        a.stop()
-
 
 def connect(a, timeout=T):
     return spop.Conn(a.host, a.port, timeout)
@@ -242,8 +213,7 @@ VARINTS = [(0, "00"), (1, "01"), (127, "7F"), (128, "80"), (239, "EF"), (240, "F
            (2**64 - 1, "FF F0 FE FE FE FE FE FE FE 0E")]
 
 
-@case
-def selftest_varint_table():
+def test_selftest_varint_table():
     for v, hx in VARINTS:
         b = h(hx)
         assert spop.encode_varint(v) == b, "encode %d: %s" % (v, spop.encode_varint(v).hex())
@@ -268,8 +238,7 @@ def with_raises(exc, fn, *args):
     raise AssertionError("%s%r did not raise %s" % (fn.__name__, args, exc.__name__))
 
 
-@case
-def selftest_typed_data():
+def test_selftest_typed_data():
     cases = [(spop.null(), "00"), (spop.boolean(False), "01"), (spop.boolean(True), "11"),
              (spop.string(""), "08 00"), (spop.int64(-1), "04 FF F0 FE FE FE FE FE FE FE 0E"),
              (spop.int32(4294967295), "02 FF F0 FE FE 7E"), (spop.uint32(16380), "03 FC F0 06"),
@@ -297,8 +266,7 @@ SPOP_CHECK_HELLO = h(
     "6b 11")
 
 
-@case
-def selftest_spop_check_hello():
+def test_selftest_spop_check_hello():
     assert len(SPOP_CHECK_HELLO) == 82
     assert spop.healthcheck_hello() == SPOP_CHECK_HELLO
     (n, f), = spop.split_frames(SPOP_CHECK_HELLO)[0]
@@ -308,8 +276,7 @@ def selftest_spop_check_hello():
         ("capabilities", spop.string("")), ("healthcheck", spop.boolean(True))]
 
 
-@case
-def selftest_agent_hello_example():
+def test_selftest_agent_hello_example():
     wire = h("00 00 00 40 65 00 00 00 01 00 00 07 76 65 72 73 69 6f 6e 08 03 32 2e 30"
              "0e 6d 61 78 2d 66 72 61 6d 65 2d 73 69 7a 65 03 fc f0 06"
              "0c 63 61 70 61 62 69 6c 69 74 69 65 73 08 0a 70 69 70 65 6c 69 6e 69 6e 67")
@@ -331,8 +298,7 @@ NOTIFY_EXAMPLE = h("00 00 00 2e 03 00 00 00 01 05 01"
                    "03 73 72 63 06 c0 00 02 0a")
 
 
-@case
-def selftest_notify_example():
+def test_selftest_notify_example():
     msgs = [("route", [("method", "GET"), ("path", "/foo"), ("src", spop.ipv4("192.0.2.10"))])]
     assert spop.notify(5, 1, msgs) == NOTIFY_EXAMPLE
     (n, f), = spop.split_frames(NOTIFY_EXAMPLE)[0]
@@ -344,8 +310,7 @@ def selftest_notify_example():
         assert spop.split_frames(NOTIFY_EXAMPLE[:cut]) == ([], NOTIFY_EXAMPLE[:cut])
 
 
-@case
-def selftest_ack_example():
+def test_selftest_ack_example():
     wire = h("00 00 00 28 67 00 00 00 01 05 01"
              "01 03 02 07 62 61 63 6b 65 6e 64 08 06 62 65 5f 61 70 70"
              "01 03 02 04 70 61 74 68 08 04 2f 62 61 72")
@@ -372,8 +337,7 @@ def selftest_ack_example():
     with_raises(spop.Invalid, spop.decode_actions, h("01 02 02 01 78 00"))
 
 
-@case
-def selftest_disconnect_example():
+def test_selftest_disconnect_example():
     wire = h("00 00 00 25 66 00 00 00 01 00 00 0b 73 74 61 74 75 73 2d 63 6f 64 65 03 00"
              "07 6d 65 73 73 61 67 65 08 06 6e 6f 72 6d 61 6c")
     assert spop.disconnect(0, "normal", spop.AGENT_DISCONNECT) == wire
@@ -387,8 +351,7 @@ def selftest_disconnect_example():
 
 # ------------------------------------------------------------------- handshake
 
-@case
-def handshake_capabilities():
+def test_handshake_capabilities(agent):
     offers = ["pipelining,async", "pipelining", "async,pipelining", "", "async",
               "async,fragmentation", "fragmentation,pipelining,async", "pipe",
               "pipeliningx"]
@@ -401,16 +364,14 @@ def handshake_capabilities():
         assert_serves(a)
 
 
-@case
-def handshake_hello_as_31_sends_it():
+def test_handshake_hello_as_31_sends_it(agent):
     # 3.1+: capabilities "pipelining", no engine-id in health checks, one engine-id otherwise.
     with agent() as a, connect(a) as c:
         handshake(c, capabilities="pipelining", engine_id=None)
         check_decision(exchange(c, 1, 1, [request()]), 1, backend="old_query", routed=True)
 
 
-@case
-def handshake_keys_compared_exactly():
+def test_handshake_keys_compared_exactly(agent):
     """Unknown keys of every type are skipped; keys that are prefixes of known ones
     (or extend them) must not be taken for them."""
     extra = [("max-frame", spop.uint32(300)), ("capa", "pipelining"),
@@ -429,8 +390,7 @@ def handshake_keys_compared_exactly():
         assert_serves(a)
 
 
-@case
-def handshake_version_lists():
+def test_handshake_version_lists(agent):
     with agent() as a:
         for versions in ("2.0", "1.0,2.0", "2.0, 3.0", " 2.0 ", "1.0 , 2.0"):
             with connect(a) as c:
@@ -439,8 +399,7 @@ def handshake_version_lists():
                                routed=True)
 
 
-@case
-def handshake_then_notify_in_one_write():
+def test_handshake_then_notify_in_one_write(agent):
     with agent() as a, connect(a) as c:
         c.send(spop.hello() + spop.notify(7, 1, [request()]))
         expect_agent_hello(c)
@@ -449,8 +408,7 @@ def handshake_then_notify_in_one_write():
         check_decision(spop.parse_ack(f), 1, backend="old_query", routed=True)
 
 
-@case
-def healthcheck_hello_replied_then_closed():
+def test_healthcheck_hello_replied_then_closed(agent):
     with agent() as a:
         with connect(a) as c:
             c.send(SPOP_CHECK_HELLO)
@@ -463,15 +421,13 @@ def healthcheck_hello_replied_then_closed():
         assert_serves(a)
 
 
-@case
-def healthcheck_false_is_a_normal_connection():
+def test_healthcheck_false_is_a_normal_connection(agent):
     with agent() as a, connect(a) as c:
         handshake(c, healthcheck=False)
         check_decision(exchange(c, 1, 1, [request()]), 1, backend="old_query", routed=True)
 
 
-@case
-def frame_size_negotiation():
+def test_frame_size_negotiation(agent):
     with agent() as a:
         answers = {}
         for proposed in (4294967295, 65535, 16380, 1000, 256, 257):
@@ -487,8 +443,7 @@ def frame_size_negotiation():
         assert_serves(a)
 
 
-@case
-def frame_size_below_256_rejected():
+def test_frame_size_below_256_rejected(agent):
     with agent() as a:
         for proposed in (255, 100, 0):
             with connect(a) as c:
@@ -497,8 +452,7 @@ def frame_size_below_256_rejected():
             assert_serves(a)
 
 
-@case
-def hello_missing_max_frame_size():
+def test_hello_missing_max_frame_size(agent):
     with agent() as a:
         with connect(a) as c:
             c.send(spop.hello(omit=("max-frame-size",)))
@@ -506,8 +460,7 @@ def hello_missing_max_frame_size():
         assert_serves(a)
 
 
-@case
-def hello_missing_version():
+def test_hello_missing_version(agent):
     with agent() as a:
         with connect(a) as c:
             c.send(spop.hello(omit=("supported-versions",)))
@@ -515,8 +468,7 @@ def hello_missing_version():
         assert_serves(a)
 
 
-@case
-def hello_bad_version():
+def test_hello_bad_version(agent):
     with agent() as a:
         for versions in ("1.0", "3.0", "2.1", "1.0,3.0"):
             with connect(a) as c:
@@ -527,8 +479,7 @@ def hello_bad_version():
 
 # ------------------------------------------------------------------- bad input
 
-@case
-def oversized_frame():
+def test_oversized_frame(agent):
     with agent() as a:
         with connect(a) as c:
             mfs = handshake(c, proposed=1000)
@@ -545,15 +496,13 @@ def oversized_frame():
         expect_bad(a, h("01 00 00 00") + b"\x01" * 64, {spop.ST_TOO_BIG}, hello_first=False)
 
 
-@case
-def zero_length_frame():
+def test_zero_length_frame(agent):
     with agent() as a:
         expect_bad(a, h("00 00 00 00"), {spop.ST_TOO_BIG, spop.ST_INVALID}, hello_first=False)
         expect_bad(a, h("00 00 00 00"), {spop.ST_TOO_BIG, spop.ST_INVALID})
 
 
-@case
-def short_frame_header():
+def test_short_frame_header(agent):
     with agent() as a:
         for body in ("03", "03 00 00 00", "03 00 00 00 01", "03 00 00 00 01 05",
                      "03 00 00 00 01 F0", "03 00 00 00 01 05 F0 80",
@@ -573,8 +522,7 @@ def good_hello_items():
                            ("capabilities", "pipelining")])
 
 
-@case
-def bad_kv_item_in_hello():
+def test_bad_kv_item_in_hello(agent):
     bad = [spop.encode_bytes("k") + bytes([t]) + b"\x00" * 4 for t in range(10, 16)]
     bad += [spop.encode_bytes("k") + bytes([0xF0 | t]) for t in range(10, 16)]
     bad += [
@@ -597,8 +545,7 @@ def bad_kv_item_in_hello():
             assert_serves(a)
 
 
-@case
-def bad_item_in_notify():
+def test_bad_item_in_notify(agent):
     name, args = request()
     good_args = b"".join(spop.encode_bytes(k) + spop.encode_typed(v) for k, v in args)
     head = spop.encode_bytes(name)
@@ -620,8 +567,7 @@ def bad_item_in_notify():
                        {spop.ST_INVALID})
 
 
-@case
-def valid_then_malformed_in_one_write():
+def test_valid_then_malformed_in_one_write(agent):
     """The NOTIFY before the bad frame may be ACKed; then AGENT-DISCONNECT 4."""
     with agent() as a:
         with connect(a) as c:
@@ -638,8 +584,7 @@ def valid_then_malformed_in_one_write():
         assert_serves(a)
 
 
-@case
-def notify_before_hello():
+def test_notify_before_hello(agent):
     with agent() as a:
         expect_bad(a, spop.notify(1, 1, [request()]), {spop.ST_INVALID}, hello_first=False)
         expect_bad(a, spop.encode_frame(50, b"", sid=1, fid=1), {spop.ST_INVALID},
@@ -647,8 +592,7 @@ def notify_before_hello():
         expect_bad(a, spop.ack(1, 1, []), {spop.ST_INVALID}, hello_first=False)
 
 
-@case
-def unknown_frame_type_ignored():
+def test_unknown_frame_type_ignored(agent):
     with agent() as a:
         with connect(a) as c:
             handshake(c)
@@ -663,16 +607,14 @@ def unknown_frame_type_ignored():
         assert_serves(a)
 
 
-@case
-def fragmented_frame_rejected():
+def test_fragmented_frame_rejected(agent):
     with agent() as a:
         expect_bad(a, spop.notify(1, 1, [request()], flags=0), {spop.ST_NO_FRAGMENTATION})
         expect_bad(a, spop.notify(1, 1, [request()], flags=spop.ABORT),
                    {spop.ST_NO_FRAGMENTATION})
 
 
-@case
-def abrupt_close_mid_frame():
+def test_abrupt_close_mid_frame(agent):
     note = spop.notify(1, 1, [request()])
     hello = spop.hello()
     with agent() as a:
@@ -705,8 +647,7 @@ REQUESTS = [  # (method, path, expected decision in phase 1, from docs/contracts
 ]
 
 
-@case
-def pipelined_50_notifies_one_write():
+def test_pipelined_50_notifies_one_write(agent):
     ids = [(0, 1), (1, 1), (2**32 - 1, 1), (2**40, 1), (1, 2**32 - 1), (2**40 + 1, 2**40),
            (2**64 - 1, 2**64 - 1), (239, 240), (240, 239), (2287, 2288)]
     ids += [(1000 + i, 1 + i % 3) for i in range(50 - len(ids))]
@@ -731,8 +672,7 @@ def pipelined_50_notifies_one_write():
         assert_serves(a)
 
 
-@case
-def notify_one_byte_at_a_time():
+def test_notify_one_byte_at_a_time(agent):
     with agent() as a, connect(a) as c:
         c.send_bytewise(spop.hello())
         expect_agent_hello(c)
@@ -742,8 +682,7 @@ def notify_one_byte_at_a_time():
         check_decision(spop.parse_ack(f), 1, backend="old_query", routed=True)
 
 
-@case
-def slow_reader_gets_every_ack():
+def test_slow_reader_gets_every_ack(agent):
     """The client writes 20000 NOTIFYs before reading anything: the agent must buffer
     or stop reading (back-pressure), and still answer every one."""
     count = 20000
@@ -773,12 +712,12 @@ def slow_reader_gets_every_ack():
         assert seen == set(range(count))
 
 
-@case
-def peer_not_reading_is_back_pressured():
+def test_peer_not_reading_is_back_pressured(agent):
     """A peer that sends without reading must not make the agent buffer without
     bound: with 96 MB of NOTIFYs (8 KB paths, rewritten in phase 4, so 96 MB of
     ACKs) sent and nothing read, the sender must stall; once it reads, every
-    NOTIFY is answered."""
+    NOTIFY is answered, each ACK with the rewrite: a full output buffer may
+    delay an answer, never change it."""
     path = "/query/api/squids/" + "p" * 8000
     total = 12000
     with agent(phase=4) as a, connect(a) as c:
@@ -806,19 +745,21 @@ def peer_not_reading_is_back_pressured():
             % (total * len(frame) >> 20)
         got = 0
         end = time.monotonic() + 8 * T
+        want = path.replace("squids", "seafoods", 1)
         while got < total:
             assert time.monotonic() < end, "%d of %d ACKs" % (got, total)
             n, f = c.recv_frame()
             check_meta(n, f, spop.ACK, 1, 1)
+            v = spop.parse_ack(f)
+            assert txn(v).get("status") is None, "ACK %d of %d: status %r instead of the " \
+                "rewrite" % (got + 1, total, txn(v)["status"])
+            check_decision(v, 4, backend="new_query", routed=True, path=want)
             got += 1
         w.join(T)
         assert not err and sent[0] == total, (err, sent[0])
-        check_decision(spop.parse_ack(f), 4, backend="new_query", routed=True,
-                       path=path.replace("squids", "seafoods", 1))
 
 
-@case
-def concurrent_200_clients():
+def test_concurrent_200_clients(agent):
     clients, notifies = 200, 5
     errors = []
     done = []
@@ -852,8 +793,7 @@ def concurrent_200_clients():
 
 # ------------------------------------------------------------------ disconnect
 
-@case
-def haproxy_disconnect_answered():
+def test_haproxy_disconnect_answered(agent):
     with agent() as a:
         with connect(a) as c:
             handshake(c)
@@ -875,8 +815,7 @@ def haproxy_disconnect_answered():
         assert_serves(a)
 
 
-@case
-def haproxy_disconnect_after_pipelined_notifies():
+def test_haproxy_disconnect_after_pipelined_notifies(agent):
     """ACKs may precede the AGENT-DISCONNECT; nothing follows it."""
     with agent() as a:
         with connect(a) as c:
@@ -897,8 +836,7 @@ def haproxy_disconnect_after_pipelined_notifies():
 
 # ------------------------------------------------------------- message content
 
-@case
-def unknown_message_name_still_acked():
+def test_unknown_message_name_still_acked(agent):
     with agent() as a, connect(a) as c:
         handshake(c)
         v = exchange(c, 1, 1, [request(name="other")])
@@ -909,8 +847,7 @@ def unknown_message_name_still_acked():
         check_decision(v, 1, backend="old_query", routed=True)
 
 
-@case
-def empty_notify_still_acked():
+def test_empty_notify_still_acked(agent):
     with agent() as a, connect(a) as c:
         handshake(c)
         v = exchange(c, 1, 1, [])
@@ -920,8 +857,7 @@ def empty_notify_still_acked():
         check_decision(exchange(c, 3, 1, [request()]), 1, backend="old_query", routed=True)
 
 
-@case
-def null_missing_and_ipv6_args():
+def test_null_missing_and_ipv6_args(agent):
     ok = dict(backend="old_query", routed=True)
     with agent() as a, connect(a) as c:
         handshake(c)
@@ -951,59 +887,87 @@ def null_missing_and_ipv6_args():
         check_decision(exchange(c, next(sid), 1, [request()]), 1, **ok)
 
 
-@case
-def ack_fits_negotiated_size():
-    """A rewrite that would make the ACK longer than the negotiated max-frame-size
-    must still get one ACK, within the limit (phase 4 rewrites squids paths)."""
+def squids_read_ack(phase, rest, whole):
+    """The variables of the ACK for GET /query/api/squids<rest> in phase 4 or 8
+    (design table: new_query, rewritten to seafoods): whole, or cut to the 414
+    answer (route and phase kept; no backend, path or link)."""
+    v = {(spop.SCOPE_TXN, "phase"): spop.int64(phase),
+         (spop.SCOPE_TXN, "route"): spop.string("squids-query"),
+         (spop.SCOPE_PROC, "phase"): spop.int64(phase)}
+    if phase == 8:
+        v[(spop.SCOPE_TXN, "deprecated")] = spop.boolean(True)
+    if whole:
+        v[(spop.SCOPE_TXN, "backend")] = spop.string("new_query")
+        v[(spop.SCOPE_TXN, "path")] = spop.string("/query/api/seafoods" + rest)
+    else:
+        v[(spop.SCOPE_TXN, "status")] = spop.int64(414)
+    return v
+
+
+def ack_size(sid, fid, variables):
+    """FRAME-LENGTH of an ACK setting variables, built by the client's own encoder
+    (the order of the actions does not change the size)."""
+    acts = [spop.Action(spop.SET_VAR, scope, name, value)
+            for (scope, name), value in variables.items()]
+    return len(spop.ack(sid, fid, acts)) - 4
+
+
+def test_ack_fits_negotiated_size(agent):
+    """Around the negotiated max-frame-size (256 and 16380), for every path length
+    whose whole ACK would be a few bytes under, at, or over the limit: an ACK that
+    fits carries the whole decision (backend and rewritten path); one byte over,
+    the agent sends the 414 answer instead, never an unrewritten route. Every ACK
+    is checked variable by variable."""
     with agent(phase=4) as a:
         for proposed in (256, 16380):
             with connect(a) as c:
                 mfs = handshake(c, proposed=proposed)
-                rest = "/" + "x" * mfs
-                while True:  # the longest path whose NOTIFY still fits
-                    frame = spop.notify(1, 1, [("cutover", [("method", "GET"), (
-                        "path", "/query/api/squids" + rest)])])
-                    if len(frame) - 4 <= mfs:
-                        break
-                    rest = rest[:-1]
-                assert len(rest) > 100
-                c.send(frame)
-                n, f = c.recv_frame()
-                check_meta(n, f, spop.ACK, 1, 1)
-                assert n <= mfs, "ACK of %d bytes over the negotiated %d" % (n, mfs)
-                v = spop.parse_ack(f)
-                check_names(v)
-                assert txn(v).get("phase") == spop.int64(4), v
-                check_decision(exchange(c, 2, 1, [request()]), 4, backend="new_query",
+                base = "/" + "x" * (mfs - 200)
+                lengths = []
+                for extra in range(0, 200):
+                    size = ack_size(1, 1, squids_read_ack(4, base + "y" * extra, True))
+                    if mfs - 3 <= size <= mfs + 3:
+                        lengths.append(extra)
+                assert any(ack_size(1, 1, squids_read_ack(4, base + "y" * e, True)) == mfs
+                           for e in lengths), "no path gives an ACK of exactly %d" % mfs
+                for sid, extra in enumerate(lengths, 1):
+                    rest = base + "y" * extra
+                    fits = ack_size(sid, 1, squids_read_ack(4, rest, True)) <= mfs
+                    c.send(spop.notify(sid, 1, [("cutover", [
+                        ("method", "GET"), ("path", "/query/api/squids" + rest)])]))
+                    n, f = c.recv_frame()
+                    check_meta(n, f, spop.ACK, sid, 1)
+                    assert n <= mfs, "ACK of %d bytes over the negotiated %d" % (n, mfs)
+                    v = spop.parse_ack(f)
+                    check_names(v)
+                    want = squids_read_ack(4, rest, fits)
+                    assert v == want, "max-frame-size %d, whole ACK %s: got %r" % (
+                        mfs, "fits" if fits else "over", sorted(v))
+                check_decision(exchange(c, 999, 1, [request()]), 4, backend="new_query",
                                path="/query/api/seafoods/42", routed=True)
         assert_serves_phase(a, 4)
 
 
-@case
-def path_bytes_kept():
-    """The rest of a rewritten path is copied byte for byte; a path with bytes no
-    HTTP parser lets through (NUL, non-UTF-8) still gets one ACK with the phase,
-    and is never rewritten into a truncated path."""
+def test_path_bytes_kept(agent):
+    """The rest of a rewritten path is copied byte for byte when it holds only URL
+    path characters (escapes kept as they are); a capture with bytes outside them
+    (NUL, non-UTF-8) is never rewritten: the route gets status 400, no backend,
+    path or link (docs/plan.md, refused rewrites)."""
     esc = "surrogateescape"
     with agent(phase=4) as a, connect(a) as c:
         handshake(c)
         rest = "/%00a%FF;b=1,c~d"
         v = exchange(c, 1, 1, [request(path="/query/api/squids" + rest)])
-        check_decision(v, 4, backend="new_query", routed=True,
-                       path="/query/api/seafoods" + rest)
+        assert v == squids_read_ack(4, rest, True), v
         raw = b"/\x00a\xff\x80b"
         v = exchange(c, 2, 1, [request(path="/query/api/squids" + raw.decode("utf-8", esc))])
-        check_names(v)
-        assert txn(v).get("phase") == spop.int64(4), v
-        if "path" in txn(v):
-            got = txn(v)["path"].value.encode("utf-8", esc)
-            assert got == b"/query/api/seafoods" + raw, "rewritten to %r" % got
+        check_decision(v, 4, status=400, routed=True)
+        assert txn(v)["route"] == spop.string("squids-query"), v
         check_decision(exchange(c, 3, 1, [request()]), 4, backend="new_query",
                        path="/query/api/seafoods/42", routed=True)
 
 
-@case
-def max_connections_cap():
+def test_max_connections_cap(agent):
     """With --max-connections 4, no fifth connection is served while four are open;
     once they close, new connections are served again."""
     with agent(extra=("--max-connections", "4")) as a:
@@ -1035,8 +999,7 @@ def max_connections_cap():
         assert_serves(a)
 
 
-@case
-def ipv6_listen():
+def test_ipv6_listen(agent):
     with agent(host="::1") as a:
         with connect(a) as c:
             handshake(c)
@@ -1047,8 +1010,7 @@ def ipv6_listen():
 
 # ------------------------------------------------------------ the ACK contract
 
-@case
-def ack_contract_phase1():
+def test_ack_contract_phase1(agent):
     with agent() as a, connect(a) as c:
         handshake(c)
         v = exchange(c, 1, 1, [request("GET", "/query/api/squids/42")])
@@ -1095,8 +1057,7 @@ ROUTING_REQUESTS = [("GET", "/query/api/squids/42"), ("GET", "/query/api/squids"
                     ("GET", "/health")]
 
 
-@case
-def routing_follows_design_table_in_every_phase():
+def test_routing_follows_design_table_in_every_phase(agent):
     failures = []
     for phase in range(1, 13):
         with agent(phase=phase, threads=1) as a, connect(a) as c:
@@ -1115,8 +1076,8 @@ def routing_follows_design_table_in_every_phase():
 
 # --------------------------------------------------------------- graceful stop
 
-def graceful_stop(sig):
-    a = harness.Agent(plan_file(1), threads=THREADS)
+def graceful_stop(agent, sig):
+    a = agent(phase=1)
     try:
         conns = []
         for k in range(32):
@@ -1161,18 +1122,10 @@ def graceful_stop(sig):
         raise AssertionError("still accepting after exit")
 
 
-@case
-def graceful_stop_sigterm():
-    graceful_stop(signal.SIGTERM)
+def test_graceful_stop_sigterm(agent):
+    graceful_stop(agent, signal.SIGTERM)
 
 
-@case
-def graceful_stop_sigint():
-    graceful_stop(signal.SIGINT)
+def test_graceful_stop_sigint(agent):
+    graceful_stop(agent, signal.SIGINT)
 
-
-if __name__ == "__main__":
-    try:
-        harness.main("blackbox")
-    finally:
-        shutil.rmtree(_PLAN_DIR, ignore_errors=True)

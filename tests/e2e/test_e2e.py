@@ -31,6 +31,7 @@ import pytest
 import harness
 import http_once
 from sample_plan import PHASES, expected
+import system
 from system import APPS, System, write_atomic
 
 WALK = os.path.join(harness.ROOT, "scripts", "walk")
@@ -210,8 +211,7 @@ def test_smoke(table_system):
     assert (rec["phase"], rec["route"], rec["be"], rec["fb"], rec["err"]) == \
         ("1", "squids-query", "old_query", "-", "-"), rec
     assert rec["pt"].isdigit(), rec
-    assert s.cli("get var proc.cutover.phase").strip().endswith("value=<1>"), \
-        s.cli("get var proc.cutover.phase")
+    assert map_phases(s) == {"1"}, s.cli("show map " + fallback_map(s))
     print("  agents UP by spop-check: %s; log: phase=%s route=%s be=%s pt=%sms"
           % (sorted(states), rec["phase"], rec["route"], rec["be"], rec["pt"]))
 
@@ -231,25 +231,38 @@ def test_routing_table(table_system, agent_results):
     print("  %d phases x %d requests match the sample plan's table" % (len(PHASES), len(TABLE)))
 
 
+def fallback_map(s):
+    return os.path.join(s.fallback_dir, "cutover.map")
+
+
+def map_phases(s):
+    """The phases of the fallback map HAProxy holds in memory (its first
+    field of every entry): what it routes by when no agent answers."""
+    lines = [l.split(None, 2) for l in s.cli("show map " + fallback_map(s)).splitlines()]
+    return {l[2].split("|", 1)[0] for l in lines if len(l) == 3}
+
+
 @pytest.mark.timeout(240)
 def test_fallback_table(table_system, agent_results):
-    """Both agents gone: HAProxy keeps routing by the phase it learned last."""
+    """Both agents gone: HAProxy keeps routing by the map the agents gave it
+    last, and by any map written for it while they are down."""
     s = table_system
     s.set_phase(8)
     s.wait_phase(8)
-    s.request("GET", "/healthz")  # an answer carries proc.cutover.phase = 8
     for i in range(2):
         rc = s.stop_agent(i)
         assert rc == 0, "agent %d exited %s on SIGTERM" % (i + 1, rc)
     s.wait_agents_down()
-    learned = s.cli("get var proc.cutover.phase")
-    assert learned.strip().endswith("value=<8>"), learned
+    assert map_phases(s) == {"8"}, s.cli("show map " + fallback_map(s))
     problems = []
     results = run_table(s, 8, "learned")
     problems += check_table(8, results, fallback=True)
     for phase in PHASES:
-        # Stands for "the last phase an agent reported" without restarting agents.
-        s.cli("experimental-mode on; set var proc.cutover.phase int(%d)" % phase)
+        # What an agent would install on accepting the plan at this phase.
+        copy = os.path.join(s.dir, "plan-phase%d.yaml" % phase)
+        system.write_atomic(copy, system.plan_text(phase))
+        system.write_fallback(s.fallback_dir, copy, s.stats_socket)
+        assert map_phases(s) == {str(phase)}, s.cli("show map " + fallback_map(s))
         results = run_table(s, phase, "fallback")
         problems += check_table(phase, results, fallback=True)
         if agent_results:

@@ -65,6 +65,18 @@ def plan_text(phase, replication=None):
         raise AssertionError("%s: %s" % (PLAN, e))
 
 
+def write_fallback(fallback_dir, plan, stats_socket=None):
+    """Writes the fallback map of plan into fallback_dir with the agent's
+    --write-fallback, and installs it in a running HAProxy when stats_socket
+    is given: what an operator does before HAProxy first starts."""
+    os.makedirs(fallback_dir, exist_ok=True)
+    argv = [harness.agent_binary(), "--write-fallback", fallback_dir]
+    if stats_socket:
+        argv += ["--haproxy-socket", stats_socket]
+    r = subprocess.run(argv + [plan], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, "--write-fallback: %s%s" % (r.stdout, r.stderr)
+
+
 def write_atomic(path, data):
     """Replaces path by rename, as editors and deploy tools do."""
     tmp = path + ".tmp-%d" % os.getpid()
@@ -73,9 +85,10 @@ def write_atomic(path, data):
     os.rename(tmp, path)
 
 
-def haproxy_env(http_port, agents, apps, stats_socket, start_phase):
+def haproxy_env(http_port, agents, apps, stats_socket, fallback_dir):
     """The CUTOVER_* variables haproxy/haproxy.cfg reads. agents: the two
-    agent addresses; apps: {role: "host:port"}. One HAProxy thread: with
+    agent addresses; apps: {role: "host:port"}; fallback_dir: where the
+    agent wrote the fallback map (write_fallback). One HAProxy thread: with
     two, one may drop its log line while the other holds stdout
     (DroppedLogs); with one, every line is written."""
     return {
@@ -90,8 +103,9 @@ def haproxy_env(http_port, agents, apps, stats_socket, start_phase):
         "CUTOVER_SPOE_CONF": SPOE_CONF,
         "CUTOVER_STATS_SOCKET": stats_socket,
         "CUTOVER_LOG": "stdout",
-        "CUTOVER_START_PHASE": str(start_phase),
+        "CUTOVER_FALLBACK_DIR": fallback_dir,
         "CUTOVER_NBTHREAD": "1",
+        "CUTOVER_PROM_BIND": "127.0.0.1:%d" % harness.free_port(),
     }
 
 
@@ -112,6 +126,8 @@ class Haproxy(harness.Proc):
                          stderr_name=name + "-notices", cwd=ROOT)
         self.stats_socket = env.get("CUTOVER_STATS_SOCKET")
         self.http_port = int(env["CUTOVER_HTTP_BIND"].rsplit(":", 1)[1])
+        # HAProxy's Prometheus exporter (0: the caller's env has none).
+        self.prom_port = int(env.get("CUTOVER_PROM_BIND", ":0").rsplit(":", 1)[1])
         harness.wait_port("127.0.0.1", self.http_port, proc=self.proc)
         deadline = time.monotonic() + 10
         while self.stats_socket and not os.path.exists(self.stats_socket):
@@ -183,6 +199,9 @@ class System:
             self.procs.append(harness.Proc(
                 [sys.executable, os.path.join(APPS, "replicator.py"), "--old", self.db["old"],
                  "--new", self.db["new"]], "replicator", workdir=self.dir))
+        self.stats_socket = os.path.join(self.dir, "haproxy.sock")
+        self.fallback_dir = os.path.join(self.dir, "fallback")
+        write_fallback(self.fallback_dir, self.plan)
         for i in range(len(self.agents) if start_agents else 0):
             self.start_agent(i)
         if self.replication:
@@ -195,10 +214,9 @@ class System:
             self.procs.append(p)
             harness.wait_port("127.0.0.1", int(self.replication.split(":")[1]), proc=p.proc)
         self.http_port = harness.free_port()
-        self.stats_socket = os.path.join(self.dir, "haproxy.sock")
         env = haproxy_env(self.http_port, self.agent_addrs,
                           {r: "127.0.0.1:%d" % p for r, p in self.app_ports.items()},
-                          self.stats_socket, phase)
+                          self.stats_socket, self.fallback_dir)
         self.haproxy = Haproxy(env, self.dir)
         self.procs.append(self.haproxy)
         self.haproxy_pid = self.haproxy.pid
@@ -231,7 +249,9 @@ class System:
         # The last --log-level given wins over the harness's debug.
         a = harness.Agent(self.plan, threads=self.agent_threads, port=self.agent_ports[i],
                           metrics=self.metrics, workdir=d,
-                          extra=["--log-level", self.agent_log_level] + self._safety_args(i))
+                          extra=["--log-level", self.agent_log_level,
+                                 "--fallback-dir", self.fallback_dir,
+                                 "--haproxy-socket", self.stats_socket] + self._safety_args(i))
         self.agents[i] = a
         self.agent_history.append([a, None])
         return a

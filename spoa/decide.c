@@ -1,0 +1,152 @@
+#include "decide.h"
+
+#include <limits.h>
+#include <string.h>
+
+#include "plan.h"
+
+static void take_string(const struct spop_data *v, const char **s, size_t *len)
+{
+	if (v->type != SPOP_T_STRING)
+		return;
+	*s = (const char *)v->u.bytes.ptr;
+	*len = v->u.bytes.len;
+}
+
+static void take_arg(struct answer *a, struct spop_bytes name, const struct spop_data *v)
+{
+	if (spop_bytes_eq(name, "method"))
+		take_string(v, &a->req.method, &a->req.method_len);
+	else if (spop_bytes_eq(name, "path"))
+		take_string(v, &a->req.path, &a->req.path_len);
+	else if (spop_bytes_eq(name, "host"))
+		take_string(v, &a->req.host, &a->req.host_len);
+	else if (spop_bytes_eq(name, "id") && v->type == SPOP_T_STRING)
+		a->id = v->u.bytes;
+}
+
+/* One pass over every message: validates the payload as frame_parse_notify
+ * does (the same inputs are refused) and reads the first `cutover`. */
+static int read_notify(const struct frame *f, struct answer *a)
+{
+	const uint8_t *p = f->payload, *end = f->payload + f->payload_len;
+
+	while (p < end) {
+		struct spop_bytes name;
+		if (spop_bytes_decode(&p, end, &name) != SPOP_OK || p >= end)
+			return SPOP_INVALID;
+		unsigned nargs = *p++;
+		bool ours = !a->asked && spop_bytes_eq(name, "cutover");
+		a->asked = a->asked || ours;
+		for (; nargs > 0; nargs--) {
+			struct spop_data v;
+			if (spop_bytes_decode(&p, end, &name) != SPOP_OK ||
+			    spop_data_decode(&p, end, &v) != SPOP_OK)
+				return SPOP_INVALID;
+			if (ours)
+				take_arg(a, name, &v);
+		}
+	}
+	return SPOP_OK;
+}
+
+static void set_cstring(struct ack_builder *b, const char *name, const char *s)
+{
+	frame_ack_set_string(b, FRAME_SCOPE_TXN, name, s, strlen(s));
+}
+
+void decider_init(struct decider *dc, const struct plan *plan)
+{
+	struct ack_builder b;
+
+	dc->plan = plan;
+	dc->current_phase = plan_phase_number(plan, plan_current_phase(plan));
+	/* proc.cutover.phase, for HAProxy's fallback: it goes with this chunk. */
+	frame_actions_begin(&b, dc->proc, sizeof(dc->proc));
+	frame_ack_set_int64(&b, FRAME_SCOPE_PROC, "phase", dc->current_phase);
+	dc->proc_len = (uint8_t)frame_actions_end(&b); /* 20 bytes at most */
+	for (int i = 0; i < DECIDE_SLOTS; i++)
+		dc->slot[i].route = INT_MIN;
+}
+
+/* The slot holding d's fixed variables, encoded now if it held another
+ * decision's; NULL only if they do not fit, which names of at most
+ * PLAN_MAX_NAME (64) bytes cannot cause. */
+static const struct decide_slot *slot_for(struct decider *dc, const struct decision *d)
+{
+	struct decide_slot *s = &dc->slot[(unsigned)(d->route_index + 1) % DECIDE_SLOTS];
+	struct ack_builder b;
+
+	if (s->route == d->route_index && s->status == d->status)
+		return s;
+	s->route = INT_MIN;
+	frame_actions_begin(&b, s->bytes, sizeof(s->bytes));
+	if (d->backend)
+		set_cstring(&b, "backend", d->backend);
+	ssize_t before = frame_actions_end(&b);
+	frame_ack_set_int64(&b, FRAME_SCOPE_TXN, "phase", d->phase);
+	if (d->route)
+		set_cstring(&b, "route", d->route);
+	if (d->status)
+		frame_ack_set_int64(&b, FRAME_SCOPE_TXN, "status", d->status);
+	if (d->deprecated)
+		frame_ack_set_bool(&b, FRAME_SCOPE_TXN, "deprecated", true);
+	ssize_t all = frame_actions_end(&b);
+	if (before < 0 || all < 0)
+		return NULL;
+	s->route = d->route_index;
+	s->status = d->status;
+	s->before_len = (uint8_t)before;
+	s->after_len = (uint8_t)(all - before);
+	return s;
+}
+
+/* The ACK: txn backend, path, phase, route, status, deprecated, link (none
+ * when d is NULL), then proc phase. */
+static ssize_t encode_ack(struct decider *dc, const struct frame *f, uint32_t max_frame,
+			  uint8_t *out, size_t cap, const struct decision *d)
+{
+	struct ack_builder b;
+
+	frame_ack_begin(&b, out, cap, max_frame, f->stream_id, f->frame_id);
+	if (d) {
+		const struct decide_slot *s = slot_for(dc, d);
+		if (s == NULL)
+			return SPOP_NOSPACE;
+		frame_ack_put(&b, s->bytes, s->before_len);
+		if (d->path)
+			frame_ack_set_string(&b, FRAME_SCOPE_TXN, "path", d->path, d->path_len);
+		frame_ack_put(&b, s->bytes + s->before_len, s->after_len);
+		if (d->link)
+			frame_ack_set_string(&b, FRAME_SCOPE_TXN, "link", d->link, d->link_len);
+	}
+	frame_ack_put(&b, dc->proc, dc->proc_len);
+	return frame_ack_end(&b);
+}
+
+ssize_t decide_notify(struct decider *dc, const struct frame *f, uint32_t max_frame,
+		      uint8_t *out, size_t out_cap, struct answer *a, unsigned *status)
+{
+	*a = (struct answer){ 0 };
+	if (out_cap < FRAME_LEN_SIZE + (size_t)max_frame)
+		return SPOP_NOSPACE;
+	if (read_notify(f, a) != SPOP_OK) {
+		*status = FRAME_ST_INVALID;
+		return SPOP_INVALID;
+	}
+	if (!a->asked)
+		return encode_ack(dc, f, max_frame, out, out_cap, NULL);
+
+	router_decide(dc->plan, &a->req, &a->d, dc->scratch, sizeof(dc->scratch));
+	ssize_t n = encode_ack(dc, f, max_frame, out, out_cap, &a->d);
+	if (n >= 0)
+		return n;
+	a->over_size = true;
+	a->d.status = 414;
+	a->d.backend = NULL;
+	a->d.backend_index = -1;
+	a->d.path = a->d.link = NULL;
+	a->d.path_len = a->d.link_len = 0;
+	/* Fits FRAME_MIN_MAX_SIZE: a route name is at most PLAN_MAX_NAME (64) bytes. */
+	return encode_ack(dc, f, max_frame, out, out_cap, &a->d);
+}

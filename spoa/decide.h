@@ -1,0 +1,90 @@
+/* decide: the SPOE contract of message `cutover`, from one NOTIFY's bytes to
+ * its ACK's bytes. Pure: no libev, no I/O, no allocation.
+ *
+ * The NOTIFY is decoded once. Message `cutover` gives the request: its
+ * arguments `method`, `path` and `host` (STRING; any other type counts as
+ * absent), `id` for logs; other arguments and other messages are ignored
+ * (the first `cutover` message counts). The ACK sets, for a decision:
+ *   txn.cutover.backend  STRING  backend to use (absent: none)
+ *   txn.cutover.path     STRING  rewritten path (absent: not rewritten)
+ *   txn.cutover.phase    INT64   number of the phase decided in
+ *   txn.cutover.route    STRING  matched route (absent: no route matched)
+ *   txn.cutover.status   INT64   status the proxy answers with itself
+ *   txn.cutover.deprecated BOOL  true when the route is deprecated
+ *   txn.cutover.link     STRING  successor path of a 410
+ * and always proc.cutover.phase (INT64, the plan's current phase number),
+ * also in the ACK of a NOTIFY without a `cutover` message, which sets
+ * nothing else. (HAProxy prefixes the variable names with the SPOE scope,
+ * `cutover`; the ACK carries them bare.)
+ *
+ * Over-size: when that ACK would exceed the negotiated max-frame-size, the
+ * route's decision is kept but status becomes 414 and the backend, path and
+ * link are left out, so HAProxy answers 414 instead of routing unrewritten. */
+#ifndef CUTOVER_DECIDE_H
+#define CUTOVER_DECIDE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "frame.h"
+#include "router.h"
+#include "spop.h"
+
+struct plan;
+
+/* A decider is one plan as the decision path uses it: the plan, the rewrite
+ * space, and the ACK bytes of each route's action already encoded, so that a
+ * request only writes its ids and its rewritten path or link. The encoded
+ * actions are filled at a route's first decision and kept for the plan's
+ * life: one slot per route index (modulo DECIDE_SLOTS), reused only by a
+ * decision with the same route and status. In one plan's current phase
+ * those two fix the rest: the route fixes the phase, the name, the action
+ * and its deprecation; the status says whether the action's backend is kept
+ * (0) or dropped (the action's 404/410, a refused 400, a 414). No
+ * allocation; it belongs to one thread. */
+#define DECIDE_SLOTS 1024
+#define DECIDE_SLOT_BYTES 240 /* two names of PLAN_MAX_NAME and four small values */
+
+struct decide_slot {
+	int route; /* route index, -1 for no route; INT_MIN: empty */
+	unsigned status;
+	uint8_t before_len; /* txn.backend, before txn.path */
+	uint8_t after_len;  /* txn.phase, route, status, deprecated, before txn.link */
+	uint8_t bytes[DECIDE_SLOT_BYTES];
+};
+
+struct decider {
+	const struct plan *plan;
+	unsigned current_phase;   /* number of the plan's current phase */
+	uint8_t proc_len;         /* proc.cutover.phase, last in every ACK */
+	uint8_t proc[32];
+	char scratch[FRAME_AGENT_MAX_SIZE]; /* rewrites; HAProxy sends no longer path */
+	struct decide_slot slot[DECIDE_SLOTS];
+};
+
+/* Binds d to plan, forgetting what it encoded for the previous one. Call on
+ * every plan change, before the old plan is released. */
+void decider_init(struct decider *d, const struct plan *plan);
+
+struct answer {
+	bool asked;               /* the NOTIFY held a `cutover` message */
+	bool over_size;           /* the ACK was cut down to the 414 answer */
+	struct route_request req; /* its arguments: views into the NOTIFY */
+	struct spop_bytes id;     /* its `id` argument, empty when absent */
+	struct decision d;        /* when asked: the decision as sent (414 if over_size);
+	                             path and link point into the decider's scratch */
+};
+
+/* Decodes NOTIFY f, decides under the decider's plan's current phase, and
+ * writes the ACK frame, length prefix included, at out.
+ * out_cap must be at least FRAME_LEN_SIZE + max_frame: the caller keeps a
+ * whole frame's room, so that output room never changes an answer.
+ * Returns the ACK's size; SPOP_INVALID with *status FRAME_ST_INVALID when
+ * the NOTIFY is malformed (nothing written); SPOP_NOSPACE when out_cap is
+ * below that room (nothing written). */
+ssize_t decide_notify(struct decider *d, const struct frame *f, uint32_t max_frame,
+		      uint8_t *out, size_t out_cap, struct answer *a, unsigned *status);
+
+#endif
