@@ -161,11 +161,11 @@ def test_edit_converges(fleet, phase):
 
 
 def test_rejected_edit(fleet):
-    good = system.plan_text(6)
+    good = system.plan_text(9)  # forward: the fleet may be past the one-way phase 7
     rc, out, _ = edit_and_wait(fleet, good)
     assert rc == 0, out["fleet"]
     good_hash = fleet["plan"].sha256()
-    fleet["plan"].write(good.replace("phase: 6", "phase: [6", 1))  # unbalanced flow sequence
+    fleet["plan"].write(good.replace("phase: 9", "phase: [9", 1))  # unbalanced flow sequence
     bad_hash = fleet["plan"].sha256()
     assert bad_hash != good_hash
     deadline = time.monotonic() + CONVERGE_BOUND_S
@@ -179,7 +179,7 @@ def test_rejected_edit(fleet):
     print(v["summary"])
     assert rc == 1 and not v["agree"]
     assert [a["hash"] for a in out["agents"]] == [good_hash] * AGENTS
-    assert [a["effective"] for a in out["agents"]] == [6] * AGENTS
+    assert [a["effective"] for a in out["agents"]] == [9] * AGENTS
     assert v["rejected"] == fleet["addrs"]
     # Without --plan the agents agree with each other, and the line says what failed.
     rc, out = run_fleet(fleet["addrs"])
@@ -187,7 +187,7 @@ def test_rejected_edit(fleet):
     # --wait gives up, exit 1; a good edit afterwards converges again.
     rc, out = run_fleet(fleet["addrs"], "--plan", fleet["plan"].path, "--wait", "0.5")
     assert rc == 1 and out["fleet"]["converged"] is False
-    rc, out, _ = edit_and_wait(fleet, system.plan_text(1))
+    rc, out, _ = edit_and_wait(fleet, system.plan_text(10))
     assert rc == 0 and all(a["last_reload_success"] for a in out["agents"]), out["fleet"]
 
 
