@@ -129,11 +129,10 @@ static void record_phase(struct json_out *j, const char *key, const struct plan 
 /* The routes whose action differs between phase a of plan pa and phase b
  * of plan pb, matched by name (inheritance included: actions are the
  * effective ones of each phase). */
-static int record_routes(struct json_out *j, const struct plan *pa, int a,
-			 const struct plan *pb, int b)
+static void record_routes(struct json_out *j, const struct plan *pa, int a,
+			  const struct plan *pb, int b)
 {
 	char was[1200], now[1200];
-	int changed = 0;
 
 	json_out_key(j, "routes");
 	json_out_open(j, '[');
@@ -156,7 +155,6 @@ static int record_routes(struct json_out *j, const struct plan *pa, int a,
 		json_out_key(j, "to");
 		json_out_str(j, now);
 		json_out_close(j, '}');
-		changed++;
 	}
 	for (int i = 0; i < plan_route_count(pa); i++) {
 		bool kept = false;
@@ -174,10 +172,8 @@ static int record_routes(struct json_out *j, const struct plan *pa, int a,
 		json_out_key(j, "to");
 		json_out_str(j, NULL);
 		json_out_close(j, '}');
-		changed++;
 	}
 	json_out_close(j, ']');
-	return changed;
 }
 
 static void record_gates(struct json_out *j, const struct stepper *s, int upto)
