@@ -141,6 +141,7 @@ def test_jump_through_gates_then_the_door_holds():
             assert [(r["from"], r["to"]) for r in steps] == [(k, k + 1) for k in range(1, 8)]
             gated = {r["to"]: [g["gate"] for g in r["gates"] if g["ok"]] for r in steps}
             assert gated[4] == gated[6] == ["replicator-running", "new-db-caught-up"], gated
+            assert gated[8] == ["replicator-stopped"], gated  # 7's data step was done
             # Phase 4 was held until replication ran: the journal says so.
             assert [r for r in recs if r["event"] == "held" and r["to"] == 4], recs
         time.sleep(2)
