@@ -36,7 +36,7 @@ import pytest
 import harness
 import http_once
 import system
-from system import APPS, SQUID_API, System, write_atomic
+from system import APPS, SQUID_API, write_atomic
 from test_e2e import parse_log
 
 README = os.path.join(harness.ROOT, "README.md")
@@ -232,7 +232,7 @@ def send_probes(s, phase, tag):
             text = f.read()
         for line in text[:text.rfind("\n") + 1].splitlines():  # whole lines only
             rec = parse_log(line)
-            if rec and rec.get("client", "").startswith(tag + "-"):
+            if rec and rec.get("client", "").startswith("%s-%d-" % (tag, phase)):
                 logs[rec["client"]] = rec
         time.sleep(0.05)
     out = []
@@ -331,6 +331,12 @@ def test_walk_under_load(start_system):
     rep = finish_load(s, load, "load")
     print_figures("walk 10->60", rep)
     check_load(rep, LOAD_RATE * len(PHASES))
+    # A request tagged N was sent once the agents were at phase N, before
+    # they were at N+2: those of 10 all reach the OLD app, those of 40 on
+    # the NEW one.
+    served = {label: set(v.get("served_by", {})) for label, v in rep["per_phase"].items()}
+    assert served.get("10") == {"old-api"}, served
+    assert all(served.get(str(p)) == {"new-api"} for p in (40, 50, 60)), served
     assert not problems, "%d probes differ from the plan:\n%s" % (len(problems),
                                                                  "\n".join(problems))
     print("  %d phases x %d probes routed as the plan says" % (len(PHASES), len(PROBES)))
