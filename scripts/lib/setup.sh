@@ -5,7 +5,7 @@
 
 CUTOVER_PACKAGES="build-essential cmake pkg-config libev-dev libyaml-dev check
 haproxy clang libclang-rt-dev wrk curl python3 python3-pytest python3-pytest-timeout
-valgrind debhelper lintian systemd man-db"
+valgrind debhelper lintian systemd man-db prometheus"
 
 cutover_setup_packages() {
 	local missing="" p

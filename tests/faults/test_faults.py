@@ -698,9 +698,12 @@ def test_security(fault_system):
     #    and the only cutover_* backends are the plan's and the default.
     with open(os.path.join(harness.ROOT, "haproxy", "haproxy.cfg")) as f:
         cfg = f.read()
-    dynamic = [l.strip() for l in cfg.splitlines() if l.strip().startswith("use_backend")]
+    lines = [l.strip() for l in cfg.splitlines() if l.strip().startswith("use_backend")]
+    dynamic = [l for l in lines if "%[" in l]
     assert dynamic and all(l.startswith("use_backend cutover_%[var(txn.cutover.backend)]")
-                           for l in dynamic), "use_backend lines: %r" % dynamic
+                           for l in dynamic), "use_backend lines: %r" % lines
+    assert all(l.startswith("use_backend cutover_default ") for l in lines
+               if l not in dynamic), "use_backend lines: %r" % lines
     # 4. The same hostile paths through HAProxy and the real agents: what
     #    the app receives is the exact rewrite or nothing.
     http_results = {}
@@ -814,7 +817,8 @@ def rogue_agent_check(names, fault_system):
     backend, every name in `names`, bare and without its cutover_ prefix (the
     agent sends plan names; haproxy.cfg adds the prefix). Returns the
     backends HAProxy then used that are not cutover_<plan backend> or
-    cutover_default (the proxy answering itself is fine)."""
+    cutover_default (the proxy answering itself is fine, and so is
+    unknown_backend's 503 for a name HAProxy lacks)."""
     names = sorted({n for n in names} | {n[len("cutover_"):] for n in names
                                          if n.startswith("cutover_")})
     state = {"i": 0}
@@ -841,11 +845,16 @@ def rogue_agent_check(names, fault_system):
             except OSError:
                 failed += 1
         for line in stack.haproxy_log().splitlines():
-            m = re.search(r" cutover_http (\S+)/\S+ .*\"GET /query/api/squids/1 ", line)
-            if m and m.group(1) not in {"cutover_old_query", "cutover_old_command",
-                                        "cutover_new_query", "cutover_new_command",
-                                        "cutover_default", "cutover_http"}:
-                escaped[m.group(1)] = escaped.get(m.group(1), 0) + 1
+            m = re.search(r" cutover_http (\S+)/\S+ \S+ (\d+) .*\"GET /query/api/squids/1 ", line)
+            if not m:
+                continue
+            backend, status = m.groups()
+            # A name HAProxy lacks ends in unknown_backend's own 503.
+            refused = backend == "unknown_backend" and status == "503"
+            if not refused and backend not in {"cutover_old_query", "cutover_old_command",
+                                               "cutover_new_query", "cutover_new_command",
+                                               "cutover_default", "cutover_http"}:
+                escaped[backend] = escaped.get(backend, 0) + 1
     finally:
         crashes = stack.stop() if stack is not None else []
         rogue.stop()

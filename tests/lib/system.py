@@ -85,6 +85,7 @@ def haproxy_env(http_port, agents, apps, stats_socket, fallback_dir):
         "CUTOVER_LOG": "stdout",
         "CUTOVER_FALLBACK_DIR": fallback_dir,
         "CUTOVER_NBTHREAD": "1",
+        "CUTOVER_PROM_BIND": "127.0.0.1:%d" % harness.free_port(),
     }
 
 
@@ -137,6 +138,8 @@ class Haproxy(harness.Proc):
                          stderr_name=name + "-notices", cwd=ROOT)
         self.stats_socket = env.get("CUTOVER_STATS_SOCKET")
         self.http_port = int(env["CUTOVER_HTTP_BIND"].rsplit(":", 1)[1])
+        # HAProxy's Prometheus exporter (0: the caller's env has none).
+        self.prom_port = int(env.get("CUTOVER_PROM_BIND", ":0").rsplit(":", 1)[1])
         harness.wait_port("127.0.0.1", self.http_port, proc=self.proc)
         deadline = time.monotonic() + 10
         while self.stats_socket and not os.path.exists(self.stats_socket):

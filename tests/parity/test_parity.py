@@ -143,7 +143,7 @@ class HAProxy:
                    CUTOVER_SPOE_CONF=os.path.join(ROOT, "haproxy", "cutover.spoe"),
                    CUTOVER_STATS_SOCKET=os.path.join(workdir, "haproxy.sock"),
                    CUTOVER_FALLBACK_DIR=fallback_dir, CUTOVER_LOG="stdout",
-                   CUTOVER_NBTHREAD="1")
+                   CUTOVER_NBTHREAD="1", CUTOVER_PROM_BIND="127.0.0.1:%d" % free_port())
         self.log_path = os.path.join(workdir, "haproxy.log")
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen([binary, "-db", "-f", cfg], stdout=self.log,

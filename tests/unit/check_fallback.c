@@ -18,7 +18,7 @@
 #include "plan.h"
 
 #define SMALL "tests/unit/fallback/small.yaml"
-#define SAMPLE "conf/cutover.yaml"
+#define SAMPLE "tests/unit/plans/sample.yaml" /* a copy of the sample plan of our own */
 
 static struct plan *load(const char *file)
 {
