@@ -3,6 +3,8 @@ without the /query /command split (reads and writes told apart by method), a
 mid-path rewrite, a host route, a default backend, phases 10 to 60 with a 410
 phase, behind exactly the HAProxy configuration README.md shows.
 
+  explain_says_what_the_plan_says  --explain --json (with --host) gives the
+                   decision written out by hand for every probe and phase
   readme_config    README.md's "Putting cutover beside your own HAProxy"
                    holds conf/examples/squid-api/haproxy.cfg and cutover.spoe
                    byte for byte, the frontend's fixed rules are
@@ -211,6 +213,32 @@ def want_outcome(phase, method, path, host, fallback):
                 "path": e["path"] or "-", "st": str(e["status"] or "-"),
                 "dep": "1" if e["deprecated"] else "-", "fb": "1" if fallback else "-"},
     }
+
+
+def explained(method, path, host):
+    """{phase: --explain --json's decision} for one request, every phase."""
+    argv = [harness.agent_binary(), "--explain", SQUID_API.plan, method, path.split("?", 1)[0],
+            "--all-phases", "--json"] + (["--host", host] if host else [])
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return {d["phase"]: d for d in json.loads(r.stdout)["decisions"]}
+
+
+def test_explain_says_what_the_plan_says():
+    """--explain (--host for the admin route) gives, for every probe and
+    phase, the decision written out by hand in expected()."""
+    problems = []
+    for method, path, host, _ in PROBES:
+        got = explained(method, path, host)
+        assert sorted(got) == list(PHASES), got
+        for phase in PHASES:
+            e = expected(phase, method, path, host)
+            g = {k: got[phase][k] for k in e}
+            if g != e:
+                problems.append("phase %d %s %s host %s: explain %s, plan %s"
+                                % (phase, method, path, host, g, e))
+    assert not problems, "\n".join(problems)
+    print("  --explain: %d probes x %d phases as the plan says" % (len(PROBES), len(PHASES)))
 
 
 # --- probes through HAProxy -------------------------------------------------------
