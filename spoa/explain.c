@@ -4,16 +4,17 @@
 
 #include "fallback.h"
 #include "fallback_file.h"
+#include "frame.h"
 #include "plan.h"
 #include "router.h"
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define EXPLAIN_ERR_MAX 1024
-#define EXPLAIN_SCRATCH (64 * 1024)
 #define EXPLAIN_LIST_MAX 8  /* names listed by --check before "..." */
 #define PLAN_NAME_BUF 96    /* "cutover_" and a plan name of up to 64 bytes */
 
@@ -348,6 +349,46 @@ static void print_entry_guards(FILE *out, const struct plan *p, int i)
 	fputc('\n', out);
 }
 
+/* d as the agent sends it: a rewrite or link is built in the room the
+ * agent's decider has (FRAME_AGENT_MAX_SIZE bytes), and must fit, with the
+ * other variables decide_notify sends (txn backend, path, phase, route,
+ * status, deprecated, link; proc phase), in an ACK of the agent's
+ * max-frame-size (FRAME_AGENT_MAX_SIZE, HAProxy's default as well) with
+ * stream and frame ids of the largest size; if it does not, the agent
+ * answers 414 without backend, path or link, and so does --explain. So a
+ * rewrite --explain shows is one the agent sends. */
+static void within_agent_limits(const struct plan *p, struct decision *d)
+{
+	static uint8_t ack[FRAME_LEN_SIZE + FRAME_AGENT_MAX_SIZE];
+	struct ack_builder b;
+
+	if (!d->path && !d->link)
+		return; /* names and numbers alone always fit */
+	frame_ack_begin(&b, ack, sizeof(ack), FRAME_AGENT_MAX_SIZE, UINT64_MAX, UINT64_MAX);
+	if (d->backend)
+		frame_ack_set_string(&b, FRAME_SCOPE_TXN, "backend", d->backend, strlen(d->backend));
+	if (d->path)
+		frame_ack_set_string(&b, FRAME_SCOPE_TXN, "path", d->path, d->path_len);
+	frame_ack_set_int64(&b, FRAME_SCOPE_TXN, "phase", d->phase);
+	if (d->route)
+		frame_ack_set_string(&b, FRAME_SCOPE_TXN, "route", d->route, strlen(d->route));
+	if (d->status)
+		frame_ack_set_int64(&b, FRAME_SCOPE_TXN, "status", d->status);
+	if (d->deprecated)
+		frame_ack_set_bool(&b, FRAME_SCOPE_TXN, "deprecated", true);
+	if (d->link)
+		frame_ack_set_string(&b, FRAME_SCOPE_TXN, "link", d->link, d->link_len);
+	frame_ack_set_int64(&b, FRAME_SCOPE_PROC, "phase",
+			    plan_phase_number(p, plan_current_phase(p)));
+	if (frame_ack_end(&b) >= 0)
+		return;
+	d->status = 414;
+	d->backend = NULL;
+	d->backend_index = -1;
+	d->path = d->link = NULL;
+	d->path_len = d->link_len = 0;
+}
+
 int explain_request(const char *file, const char *method, const char *path,
 		    const char *phase, int all_phases, FILE *out, FILE *err)
 {
@@ -365,7 +406,8 @@ int explain_request_as(const char *file, const char *method, const char *path,
 		       const char *host, const char *phase, int all_phases, bool json, FILE *out,
 		       FILE *err)
 {
-	static char scratch[EXPLAIN_SCRATCH]; /* the command line runs one thread */
+	/* the decider's room for rewrites; the command line runs one thread */
+	static char scratch[FRAME_AGENT_MAX_SIZE];
 	struct route_request req = {
 		.method = method, .method_len = strlen(method),
 		.path = path, .path_len = strlen(path),
@@ -402,6 +444,7 @@ int explain_request_as(const char *file, const char *method, const char *path,
 		struct decision d;
 
 		router_decide_in(p, i, &req, &d, scratch, sizeof(scratch));
+		within_agent_limits(p, &d);
 		if (json) {
 			fputs(i > first ? ",\n  " : "\n  ", out);
 			json_decision(out, &d, i == plan_current_phase(p));

@@ -3,7 +3,7 @@
 
   load.py --url http://127.0.0.1:8080 --rate 300 --duration 30 [--clients 8]
           [--api old|new|auto] [--api-switch-file F] [--phase-file F]
-          [--command-url URL] [--settle 1.0]
+          [--command-url URL] [--settle 1.0] [--layout split|single]
           [--verify-url URL [--verify-api new|old] [--verify-patience 5]]
           [--report FILE] [--requests-log FILE] [--max-requests N]
           [--timeout 10] [--client-id load] [--seed 1]
@@ -27,6 +27,8 @@ seafoods, `auto` reads the choice from --api-switch-file (its first word is
 writes `new` there at phase 9. --phase-file is polled the same way and its
 first line tags every request (per-phase counts in the report).
 --command-url sends writes to another base URL (apps run without a proxy).
+--layout single: the API of conf/examples/squid-api/plan.yaml instead,
+/api/squids or /api/seafoods for reads and writes alike, served by *-api apps.
 
 A request FAILS when: the connection fails or times out; the status is not
 the expected one (create 201, update 200, delete 204, read 200, list 200);
@@ -179,8 +181,11 @@ class Endpoint:
             self.conn = None
 
 
-def paths(api):
+def paths(api, layout):
+    """(read path, write path) of an API in a layout."""
     e = "squids" if api == "old" else "seafoods"
+    if layout == "single":
+        return "/api/" + e, "/api/" + e
     return "/query/api/" + e, "/command/api/" + e
 
 
@@ -238,7 +243,7 @@ class Client(threading.Thread):
     def one(self):
         op, ent = self.pick()
         api, phase = self.control.api, self.control.phase
-        qpath, cpath = paths(api)
+        qpath, cpath = paths(api, self.args.layout)
         body = None
         if op == "create":
             method, path = "POST", cpath
@@ -286,7 +291,8 @@ class Client(threading.Thread):
                 self._forget(ent)
             return "status %s, expected %d: %s" % (status, EXPECTED[op], data[:200].decode(
                 "utf-8", "replace"))
-        kind = "command" if op in WRITES else "query"
+        kind = "api" if self.args.layout == "single" else (
+            "command" if op in WRITES else "query")
         if not served or not served.endswith("-" + kind):
             if op in ("update", "delete"):
                 self._forget(ent)
@@ -336,7 +342,7 @@ class Client(threading.Thread):
             self.live.remove(ent)
 
 
-def verify(base, api, entities, timeout, patience, deadline):
+def verify(base, api, layout, entities, timeout, patience, deadline):
     """Reads every tracked entity back through `api`; returns a summary."""
     pending = [e for e in entities if e.state in ("live", "deleted")]
     result = {"url": base, "api": api, "checked": len(pending), "lost": 0, "resurrected": 0,
@@ -344,7 +350,7 @@ def verify(base, api, entities, timeout, patience, deadline):
     if not pending:
         return result
     retry_until = time.monotonic() + patience
-    qpath = paths(api)[0]
+    qpath = paths(api, layout)[0]
     bad = _verify_round(base, qpath, pending, timeout, deadline)
     while bad and time.monotonic() < min(retry_until, deadline):
         time.sleep(0.1)
@@ -462,6 +468,8 @@ def main():
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--max-requests", type=int, help="default: rate * duration")
     ap.add_argument("--api", choices=("old", "new", "auto"), default="old")
+    ap.add_argument("--layout", choices=("split", "single"), default="split",
+                    help="split: /query/api and /command/api (the sample); single: /api")
     ap.add_argument("--api-switch-file", help="with --api auto: holds `old` or `new`")
     ap.add_argument("--phase-file", help="its first line tags each request")
     ap.add_argument("--settle", type=float, default=1.0,
@@ -515,7 +523,7 @@ def main():
     report["verify"] = None
     if args.verify_url:
         ents = [e for c in clients for e in list(c.entities.values())]
-        report["verify"] = verify(args.verify_url, args.verify_api, ents, args.timeout,
+        report["verify"] = verify(args.verify_url, args.verify_api, args.layout, ents, args.timeout,
                                   args.verify_patience,
                                   time.monotonic() + args.verify_timeout)
     v = report["verify"] or {}

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The sample shop: one of its four apps, an HTTP/1.1 JSON service on SQLite.
 
-  shop.py --role old-query|old-command|new-query|new-command --db FILE
-          --listen HOST:PORT [--pidfile FILE] [--access-log FILE]
+  shop.py --role old-query|old-command|new-query|new-command|old-api|new-api|admin
+          --db FILE --listen HOST:PORT [--pidfile FILE] [--access-log FILE]
 
 OLD roles serve squids from the OLD db, NEW roles serve seafoods from the NEW
 db (scripts/apps/store.py holds the schema and the id rule: odd ids on OLD,
@@ -17,6 +17,19 @@ only writes:
   PATCH  /command/api/<e>/<id>     either field -> 200 entity | 404
   DELETE /command/api/<e>/<id>     204 | 404
   GET    /healthz                  200 (HAProxy's health check; checks the db)
+
+The roles old-api and new-api serve the second plan's API
+(conf/examples/squid-api/plan.yaml), one app for reads and writes, told apart
+by method, under /api/<e> instead of /query/api/<e> and /command/api/<e>,
+plus a sub-resource (photos on OLD, images on NEW):
+
+  GET|HEAD /api/<e>, /api/<e>/<id>   as the query app
+  POST /api/<e>, PUT|PATCH|DELETE /api/<e>/<id>   as the command app
+  GET    /api/squids/<id>/photos     (old-api) 200 array | 404
+  GET    /api/seafoods/<id>/images   (new-api) 200 array | 404
+
+The role admin (the same plan's admin host) answers GET /stats with the
+number of squids in the OLD db, and /healthz.
 
 HEAD is served wherever GET is. A method the app does not serve on its own
 path gets 405 with Allow; any other path gets 404, so a request routed to the
@@ -44,7 +57,8 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import store  # noqa: E402
 
-ROLES = ("old-query", "old-command", "new-query", "new-command")
+ROLES = ("old-query", "old-command", "new-query", "new-command", "old-api", "new-api", "admin")
+SUBRESOURCE = {"old": "photos", "new": "images"}  # /api/<e>/<id>/<this> on *-api
 MAX_BODY = 64 * 1024
 MAX_NAME = 200
 LIST_DEFAULT, LIST_MAX = 100, 1000
@@ -96,14 +110,17 @@ class Shop:
 
     def __init__(self, role, db_path):
         self.role = role
-        self.side, self.kind = role.split("-")
-        self.table = store.table(self.side)
         self.db_path = db_path
         self.local = threading.local()
+        # admin: the OLD db's numbers
+        self.side, self.kind = ("old", "admin") if role == "admin" else role.split("-")
         store.open_side(db_path, self.side).close()
-        base = "/%s/api/%s" % (self.kind, self.table)
+        self.table = store.table(self.side)
+        base = ("/api/%s" if self.kind in ("api", "admin") else "/%s/api/%%s" % self.kind) \
+            % self.table
         self.collection = base
         self.item = re.compile(re.escape(base) + r"/([0-9]{1,18})")
+        self.sub = re.compile(re.escape(base) + r"/([0-9]{1,18})/" + SUBRESOURCE[self.side])
 
     def db(self):
         conn = getattr(self.local, "db", None)
@@ -147,6 +164,9 @@ class Shop:
     def delete(self, eid):
         return self.db().execute("DELETE FROM %s WHERE id = ?" % self.table,
                                  (eid,)).rowcount > 0
+
+    def count(self):
+        return self.db().execute("SELECT count(*) FROM %s" % self.table).fetchone()[0]
 
     def healthy(self):
         self.db().execute("SELECT 1 FROM %s LIMIT 1" % self.table).fetchall()
@@ -253,29 +273,45 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.reply(405, {"error": "method not allowed"}, [("Allow", "GET, HEAD")])
             shop.healthy()
             return self.reply(200, {"role": shop.role, "status": "ok"})
+        if shop.kind == "admin":
+            if path != "/stats":
+                return self.reply(404, {"error": "no such path on %s" % shop.role})
+            if m not in ("GET", "HEAD"):
+                return self.reply(405, {"error": "method not allowed"}, [("Allow", "GET, HEAD")])
+            return self.reply(200, {shop.table: shop.count()})
+        sub = shop.sub.fullmatch(path) if shop.kind == "api" else None
+        if sub:
+            if m not in ("GET", "HEAD"):
+                return self.reply(405, {"error": "method not allowed"}, [("Allow", "GET, HEAD")])
+            eid = int(sub.group(1))
+            if not shop.get(eid):
+                return self.not_found(eid)
+            kind = SUBRESOURCE[shop.side]
+            return self.reply(200, [{"url": "/media/%s/%d/1.jpg" % (kind, eid)}])
         item = shop.item.fullmatch(path)
         if path != shop.collection and not item:
             return self.reply(404, {"error": "no such path on %s" % shop.role})
         eid = int(item.group(1)) if item else None
-        if shop.kind == "query":
-            allowed = "GET, HEAD"
-            if m in ("GET", "HEAD"):
-                if eid is None:
-                    after, limit = _list_args(url.query)
-                    return self.reply(200, shop.list(after, limit))
-                found = shop.get(eid)
-                return self.reply(200, found) if found else self.not_found(eid)
-        else:
-            allowed = "PUT, PATCH, DELETE" if eid is not None else "POST"
-            if m == "POST" and eid is None:
-                return self.reply(201, shop.create(parse_entity(body, partial=False)))
-            if m in ("PUT", "PATCH") and eid is not None:
-                found = shop.update(eid, parse_entity(body, partial=(m == "PATCH")))
-                return self.reply(200, found) if found else self.not_found(eid)
-            if m == "DELETE" and eid is not None:
-                return self.reply(204) if shop.delete(eid) else self.not_found(eid)
+        reads = shop.kind in ("query", "api")
+        writes = shop.kind in ("command", "api")
+        if reads and m in ("GET", "HEAD"):
+            if eid is None:
+                after, limit = _list_args(url.query)
+                return self.reply(200, shop.list(after, limit))
+            found = shop.get(eid)
+            return self.reply(200, found) if found else self.not_found(eid)
+        if writes and m == "POST" and eid is None:
+            return self.reply(201, shop.create(parse_entity(body, partial=False)))
+        if writes and m in ("PUT", "PATCH") and eid is not None:
+            found = shop.update(eid, parse_entity(body, partial=(m == "PATCH")))
+            return self.reply(200, found) if found else self.not_found(eid)
+        if writes and m == "DELETE" and eid is not None:
+            return self.reply(204) if shop.delete(eid) else self.not_found(eid)
+        allowed = ["GET, HEAD"] if reads else []
+        if writes:
+            allowed.append("PUT, PATCH, DELETE" if eid is not None else "POST")
         return self.reply(405, {"error": "%s is not served by %s" % (m, shop.role)},
-                          [("Allow", allowed)])
+                          [("Allow", ", ".join(allowed))])
 
     def not_found(self, eid):
         self.reply(404, {"error": "%s %d not found" % (self.shop.table[:-1], eid)})

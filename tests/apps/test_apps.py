@@ -1,5 +1,6 @@
-"""Self-test of the sample shop (scripts/apps), without HAProxy: the four apps,
-the replicator and the load generator, on free loopback ports and temp dbs."""
+"""Self-test of the sample shop (scripts/apps), without HAProxy: the four apps
+(and the second plan's three), the replicator and the load generator, on free
+loopback ports and temp dbs."""
 import contextlib
 import http.client
 import json
@@ -353,3 +354,42 @@ def test_load_counts_failures_lost_writes_and_phases():
         assert sum(v["requests"] for v in rep["per_phase"].values()) == rep["requests"]
         live = rep["entities"]["live"]
         assert live > 0 and rep["verify"]["lost"] == live, (live, rep["verify"])
+
+
+def test_single_api_roles():
+    """The second plan's apps: one app serves its API's reads and writes,
+    the photos/images sub-resource, and admin counts the OLD db's squids;
+    load.py --layout single through old-api, verified on new-api."""
+    d = tempfile.mkdtemp(prefix="cutover-apps-")
+    db = {s: os.path.join(d, s + ".db") for s in ("old", "new")}
+    apps = {r: App(r, db[side], d) for r, side in
+            (("old-api", "old"), ("new-api", "new"), ("admin", "old"))}
+    rep = harness.Proc([sys.executable, os.path.join(APPS, "replicator.py"), "--old", db["old"],
+                        "--new", db["new"], "--interval", "0.02"], "replicator", workdir=d)
+    try:
+        old, new = apps["old-api"], apps["new-api"]
+        st, r, doc = old.call("POST", "/api/squids", {"name": "a", "price": 1})
+        assert (st, doc["id"], r.header("x-served-by")) == (201, 1, "old-api"), (st, doc)
+        assert old.call("PUT", "/api/squids/1", {"name": "b", "price": 2})[0] == 200
+        assert old.call("GET", "/api/squids/1")[2] == {"id": 1, "name": "b", "price": 2}
+        st, r, _ = old.call("POST", "/api/squids/1")
+        assert (st, r.header("allow")) == (405, "GET, HEAD, PUT, PATCH, DELETE"), st
+        assert old.call("GET", "/api/squids/1/photos")[:3:2] == (
+            200, [{"url": "/media/photos/1/1.jpg"}])
+        assert old.call("GET", "/api/squids/9/photos")[0] == 404
+        assert old.call("GET", "/api/squids/1/images")[0] == 404
+        assert old.call("GET", "/query/api/squids/1")[0] == 404
+        assert apps["admin"].call("GET", "/stats")[:3:2] == (200, {"squids": 1})
+        assert apps["admin"].call("GET", "/api/squids")[0] == 404
+        wait_for(lambda: new.call("GET", "/api/seafoods/1/images")[0] == 200 or None,
+                 "replication of squid 1", proc=rep)
+        rc, out, err = run_load("--url", old.url, "--layout", "single", "--api", "old",
+                                "--rate", "150", "--duration", "3", "--clients", "4",
+                                "--verify-url", new.url, "--verify-api", "new")
+        assert rc == 0 and out["failures"] == 0 and out["lost_writes"] == 0, (
+            err, out["failure_samples"][:3], out["verify"])
+        assert set(out["by_served_by"]) == {"old-api"}, out["by_served_by"]
+        assert out["verify"]["checked"] > 0, out["verify"]
+    finally:
+        codes = [p.stop() for p in [a.proc for a in apps.values()] + [rep]]
+    assert codes == [0] * 4, codes

@@ -1,7 +1,9 @@
 """The whole system on free loopback ports: the four sample apps on their
 OLD and NEW databases (and optionally the replicator), agents on a private
 copy of the sample plan, and Debian's HAProxy with haproxy/haproxy.cfg,
-addresses given through its CUTOVER_* environment variables. Shared by the
+addresses given through its CUTOVER_* environment variables. Or the same
+for another plan (a Layout: plan, HAProxy config, SPOE file, apps), such as
+SQUID_API, the second plan of conf/examples/squid-api/. Shared by the
 e2e and faults suites and by the benchmark (which puts stub apps behind
 the same Haproxy).
 
@@ -28,6 +30,7 @@ APPS = os.path.join(ROOT, "scripts", "apps")
 PLAN = os.path.join(ROOT, "conf", "cutover.yaml")
 HAPROXY_CFG = os.path.join(ROOT, "haproxy", "haproxy.cfg")
 SPOE_CONF = os.path.join(ROOT, "haproxy", "cutover.spoe")
+EXAMPLES = os.path.join(ROOT, "conf", "examples")
 ROLES = ("old-query", "old-command", "new-query", "new-command")
 
 
@@ -48,12 +51,12 @@ def without_gates(text):
     return "".join(out)
 
 
-def plan_text(phase, replication=None):
-    """The sample plan with its one top-level `phase:` line set to `phase`.
-    Its gates ask a replication status endpoint (data_steps.py): at
-    replication (HOST:PORT) when given, else the gates are left out, for
-    systems that run no such endpoint."""
-    with open(PLAN) as f:
+def plan_text(phase, plan=PLAN, replication=None):
+    """The plan (the sample's by default) with its one top-level `phase:`
+    line set to `phase`. The sample's gates ask a replication status
+    endpoint (data_steps.py): at replication (HOST:PORT) when given, else
+    the gates are left out, for systems that run no such endpoint."""
+    with open(plan) as f:
         text = f.read()
     if replication is None:
         text = without_gates(text)
@@ -62,7 +65,7 @@ def plan_text(phase, replication=None):
     try:
         return plan_phase.set_phase(text, phase)
     except ValueError as e:
-        raise AssertionError("%s: %s" % (PLAN, e))
+        raise AssertionError("%s: %s" % (plan, e))
 
 
 def write_fallback(fallback_dir, plan, stats_socket=None):
@@ -109,20 +112,52 @@ def haproxy_env(http_port, agents, apps, stats_socket, fallback_dir):
     }
 
 
+def squid_api_env(http_port, agents, apps, stats_socket, fallback_dir):
+    """The variables conf/examples/squid-api/haproxy.cfg reads (the README's
+    config): apps {"old-api", "new-api", "admin": "host:port"}."""
+    return {
+        "CUTOVER_HTTP_BIND": "127.0.0.1:%d" % http_port,
+        "CUTOVER_AGENT1": agents[0],
+        "CUTOVER_AGENT2": agents[-1],
+        "OLD_API": apps["old-api"],
+        "NEW_API": apps["new-api"],
+        "ADMIN_APP": apps["admin"],
+        "CUTOVER_SPOE_CONF": os.path.join(EXAMPLES, "squid-api", "cutover.spoe"),
+        "CUTOVER_STATS_SOCKET": stats_socket,
+        "CUTOVER_LOG": "stdout",
+        "CUTOVER_FALLBACK_DIR": fallback_dir,
+    }
+
+
+class Layout:
+    """What a System runs: a plan, the HAProxy config and the env function
+    that fills its variables (haproxy_env's signature), and the apps: shop.py
+    roles, each on the db of a side."""
+
+    def __init__(self, plan, haproxy_cfg, env, apps):
+        self.plan, self.haproxy_cfg, self.env, self.apps = plan, haproxy_cfg, env, apps
+
+
+SAMPLE = Layout(PLAN, HAPROXY_CFG, haproxy_env, {r: r.split("-")[0] for r in ROLES})
+SQUID_API = Layout(os.path.join(EXAMPLES, "squid-api", "plan.yaml"),
+                   os.path.join(EXAMPLES, "squid-api", "haproxy.cfg"), squid_api_env,
+                   {"old-api": "old", "new-api": "new", "admin": "old"})
+
+
 class Haproxy(harness.Proc):
-    """HAProxy in the foreground (-db) on haproxy.cfg with env (haproxy_env's
-    variables), the config checked with -c first:
+    """HAProxy in the foreground (-db) on cfg (haproxy.cfg by default) with
+    env (haproxy_env's variables), the config checked with -c first:
     its stdout (log target "stdout") is the access log (log_path), stderr
     its own notices. Ready once it listens on HTTP and has its stats
     socket (it may listen a moment before the socket exists)."""
 
-    def __init__(self, env, workdir, name="haproxy"):
+    def __init__(self, env, workdir, name="haproxy", cfg=HAPROXY_CFG):
         binary = os.environ.get("HAPROXY", "haproxy")
         e = dict(os.environ, **env)
-        check = subprocess.run([binary, "-c", "-f", HAPROXY_CFG], env=e, capture_output=True,
+        check = subprocess.run([binary, "-c", "-f", cfg], env=e, capture_output=True,
                                text=True, cwd=ROOT)
         assert check.returncode == 0, "haproxy -c: %s%s" % (check.stdout, check.stderr)
-        super().__init__([binary, "-db", "-f", HAPROXY_CFG], name, env=env, workdir=workdir,
+        super().__init__([binary, "-db", "-f", cfg], name, env=env, workdir=workdir,
                          stderr_name=name + "-notices", cwd=ROOT)
         self.stats_socket = env.get("CUTOVER_STATS_SOCKET")
         self.http_port = int(env["CUTOVER_HTTP_BIND"].rsplit(":", 1)[1])
@@ -156,19 +191,21 @@ class Haproxy(harness.Proc):
 class System:
     def __init__(self, name, phase, agents=2, agent_threads=1, agent_log_level="debug",
                  metrics=False, replicator=False, agent_override=None, start_agents=True,
-                 data_steps=False):
+                 layout=SAMPLE, data_steps=False):
         """agents: how many agents this System runs (HAProxy's two server
         lines name the first and the last). agent_override: HAProxy's agent
         addresses, for agents the caller runs itself (then agents=0).
         start_agents=False: HAProxy starts while no agent runs; start_agent(i)
-        starts them later. metrics: each agent serves /metrics. data_steps:
+        starts them later. metrics: each agent serves /metrics. layout: the
+        plan, HAProxy config and apps (SAMPLE, or e.g. SQUID_API). data_steps:
         scripts/apps/data_steps.py runs the replicator from the agents'
         effective phase and answers the plan's gates (needs metrics); each
         agent then keeps a state directory and a journal (agentN.journal)."""
         self.dir = tempfile.mkdtemp(prefix="cutover-%s-" % name)
+        self.layout = layout
         self.plan = os.path.join(self.dir, "cutover.yaml")
         self.replication = "127.0.0.1:%d" % harness.free_port() if data_steps else None
-        write_atomic(self.plan, plan_text(phase, self.replication))
+        write_atomic(self.plan, plan_text(phase, layout.plan, self.replication))
         self.agent_threads, self.metrics = agent_threads, metrics
         self.agent_log_level = agent_log_level
         self.procs, self.haproxy, self.stopped = [], None, None
@@ -186,14 +223,14 @@ class System:
             raise
 
     def _start(self, phase, replicator, start_agents):
-        for role in ROLES:
+        for role, side in self.layout.apps.items():
             port = harness.free_port()
             self.app_ports[role] = port
             self.procs.append(harness.Proc(
                 [sys.executable, os.path.join(APPS, "shop.py"), "--role", role,
-                 "--db", self.db[role.split("-")[0]], "--listen", "127.0.0.1:%d" % port],
+                 "--db", self.db[side], "--listen", "127.0.0.1:%d" % port],
                 role, workdir=self.dir))
-        for role, p in zip(ROLES, self.procs):
+        for role, p in zip(self.layout.apps, self.procs):
             harness.wait_port("127.0.0.1", self.app_ports[role], proc=p.proc)
         if replicator:
             self.procs.append(harness.Proc(
@@ -214,13 +251,14 @@ class System:
             self.procs.append(p)
             harness.wait_port("127.0.0.1", int(self.replication.split(":")[1]), proc=p.proc)
         self.http_port = harness.free_port()
-        env = haproxy_env(self.http_port, self.agent_addrs,
-                          {r: "127.0.0.1:%d" % p for r, p in self.app_ports.items()},
-                          self.stats_socket, self.fallback_dir)
-        self.haproxy = Haproxy(env, self.dir)
+        env = self.layout.env(self.http_port, self.agent_addrs,
+                              {r: "127.0.0.1:%d" % p for r, p in self.app_ports.items()},
+                              self.stats_socket, self.fallback_dir)
+        self.haproxy = Haproxy(env, self.dir, cfg=self.layout.haproxy_cfg)
         self.procs.append(self.haproxy)
         self.haproxy_pid = self.haproxy.pid
-        self._write_walk_env()
+        if self.layout is SAMPLE:
+            self._write_walk_env()
         if start_agents and self.agents:
             self.wait_agents_up()
 
@@ -301,7 +339,7 @@ class System:
                              % (self.agent_phases(), phase, timeout))
 
     def set_phase(self, phase):
-        write_atomic(self.plan, plan_text(phase, self.replication))
+        write_atomic(self.plan, plan_text(phase, self.layout.plan, self.replication))
 
     # --- HAProxy --------------------------------------------------------------
 

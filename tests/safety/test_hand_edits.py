@@ -106,7 +106,7 @@ def test_walk_by_edits_of_the_phase_line():
         load, api_file = start_load(s)
         time.sleep(2)
         for phase in range(2, 13):
-            write_atomic(s.plan, plan_text(phase, s.replication))
+            write_atomic(s.plan, plan_text(phase, replication=s.replication))
             if phase == 9:  # clients may use the NEW API from phase 8 on
                 write_atomic(api_file, "new\n")
             time.sleep(2)
@@ -133,7 +133,7 @@ def test_jump_through_gates_then_the_door_holds():
     try:
         load, api_file = start_load(s)
         time.sleep(2)
-        write_atomic(s.plan, plan_text(8, s.replication))  # one edit, seven steps
+        write_atomic(s.plan, plan_text(8, replication=s.replication))  # one edit, seven steps
         wait_effective(s, 8)
         for i in range(2):
             recs = journal(s, i)
@@ -145,7 +145,7 @@ def test_jump_through_gates_then_the_door_holds():
             # Phase 4 was held until replication ran: the journal says so.
             assert [r for r in recs if r["event"] == "held" and r["to"] == 4], recs
         time.sleep(2)
-        write_atomic(s.plan, plan_text(1, s.replication))  # back across 7
+        write_atomic(s.plan, plan_text(1, replication=s.replication))  # back across 7
         for i in range(2):
             deadline = time.monotonic() + WAIT
             while not [r for r in journal(s, i) if r["event"] == "refused"]:
@@ -161,7 +161,7 @@ def test_jump_through_gates_then_the_door_holds():
         assert served == ["new-command"] * 10, served
         assert [status(s, i)["effective"] for i in range(2)] == [8, 8]
         write_atomic(api_file, "new\n")
-        write_atomic(s.plan, plan_text(12, s.replication))
+        write_atomic(s.plan, plan_text(12, replication=s.replication))
         wait_effective(s, 12)
         time.sleep(2)
         rep = stop_load(s, load)

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check_decide_wire.h"
+#include "decide.h"
 #include "explain.h"
 #include "fallback.h"
 #include "fallback_file.h"
@@ -325,6 +327,76 @@ START_TEST(check_json)
 }
 END_TEST
 
+/* What the agent answers to method path (small.yaml's current phase) in a
+ * NOTIFY with ids of the largest size, within its own max-frame-size: true
+ * when it answers 414 because the rewrite or link does not fit. */
+static bool agent_answers_414(const struct plan *p, const char *method, const char *path)
+{
+	static struct decider dc;
+	static uint8_t payload[FRAME_AGENT_MAX_SIZE + 64], out[FRAME_LEN_SIZE + FRAME_AGENT_MAX_SIZE];
+	struct wire_notify w = { payload, payload + sizeof(payload), false };
+	struct answer a;
+	unsigned status;
+
+	wire_message(&w, "cutover", 2);
+	wire_arg_string(&w, "method", method, strlen(method));
+	wire_arg_string(&w, "path", path, strlen(path));
+	ck_assert(!w.failed);
+	struct frame f = { .type = FRAME_NOTIFY, .flags = FRAME_FLAG_FIN, .stream_id = UINT64_MAX,
+			   .frame_id = UINT64_MAX, .payload = payload,
+			   .payload_len = (size_t)(w.p - payload) };
+	decider_init(&dc, p);
+	ck_assert_int_gt(decide_notify(&dc, &f, FRAME_AGENT_MAX_SIZE, out, sizeof(out), &a,
+				       &status), 0);
+	return a.d.status == 414;
+}
+
+/* --explain's answer to method path at the current phase, as JSON. */
+static char *explain_json_of(const char *method, const char *path)
+{
+	struct capture out, err;
+
+	capture_open(&out);
+	capture_open(&err);
+	ck_assert_int_eq(explain_request_as(SMALL, method, path, NULL, NULL, 0, true, out.f,
+					    err.f), 0);
+	free(capture_close(&err));
+	return capture_close(&out);
+}
+
+/* --explain decides within the agent's own limits: at the longest path
+ * whose rewrite (or 410 link) the agent still sends, --explain shows it;
+ * one byte longer, the agent answers 414 and so does --explain. */
+START_TEST(explain_uses_the_agents_limits)
+{
+	static const char *method[] = { "GET", "POST" }; /* rewrite; link */
+	static char path[FRAME_AGENT_MAX_SIZE + 1];
+	struct plan *p = load(SMALL);
+	size_t id = 16000;
+
+	for (;; id++) {
+		ck_assert_uint_lt(id + 20, sizeof(path));
+		memcpy(path, "/api/items/", 11);
+		memset(path + 11, 'x', id);
+		memcpy(path + 11 + id, "/photos", 8);
+		if (agent_answers_414(p, method[_i], path))
+			break;
+	}
+	char *at = explain_json_of(method[_i], path);
+	path[11 + id - 1] = '\0';
+	strcat(path, "/photos");
+	ck_assert(!agent_answers_414(p, method[_i], path));
+	char *below = explain_json_of(method[_i], path);
+	ck_assert_msg(strstr(at, "\"status\": 414, \"path\": null, \"link\": null"), "%.200s", at);
+	ck_assert_msg(strstr(below, "\"status\": 414") == NULL, "%.200s", below);
+	ck_assert_ptr_nonnull(strstr(below, _i ? "\"link\": \"/v2/images/xxx" :
+					     "\"path\": \"/v2/images/xxx"));
+	free(at);
+	free(below);
+	plan_free(p);
+}
+END_TEST
+
 static Suite *fallback_suite(void)
 {
 	Suite *s = suite_create("fallback");
@@ -340,6 +412,7 @@ static Suite *fallback_suite(void)
 	tcase_add_test(tc, explain_with_host);
 	tcase_add_test(tc, explain_json);
 	tcase_add_test(tc, check_json);
+	tcase_add_loop_test(tc, explain_uses_the_agents_limits, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }
