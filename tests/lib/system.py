@@ -41,7 +41,7 @@ def without_gates(text):
     """The plan text without its phases' `gates:` blocks."""
     out, skipping = [], False
     for line in text.splitlines(True):
-        if line.rstrip() == "    gates:":
+        if line.split("#")[0].rstrip() == "    gates:":
             skipping = True
             continue
         if skipping and line.startswith("      "):
