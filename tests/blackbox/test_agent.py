@@ -9,21 +9,16 @@ be alive and serve a fresh connection; at stop, any sanitizer report fails the c
 """
 import contextlib
 import ipaddress
-import os
 import re
 import signal
 import socket
-import sys
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+import harness
+import spop_client as spop
 
-import spop_client as spop  # noqa: E402
-
-SANITIZED = os.environ.get("CUTOVER_SANITIZED") == "1"
-T = 15.0 if SANITIZED else 5.0  # bound of every read, never an assertion
+T = 15.0 if harness.sanitized() else 5.0  # bound of every read, never an assertion
 VAR_NAME = re.compile(r"^[A-Za-z0-9._]+$")
 BACKENDS = {"old_query", "old_command", "new_query", "new_command"}
 ANY_BACKEND = "*"  # for unrouted requests: absent, or the plan's default backend
