@@ -3,7 +3,6 @@
 #include <limits.h>
 #include <string.h>
 
-#include "plan.h"
 
 static void take_string(const struct spop_data *v, const char **s, size_t *len)
 {
@@ -21,8 +20,6 @@ static void take_arg(struct answer *a, struct spop_bytes name, const struct spop
 		take_string(v, &a->req.path, &a->req.path_len);
 	else if (spop_bytes_eq(name, "host"))
 		take_string(v, &a->req.host, &a->req.host_len);
-	else if (spop_bytes_eq(name, "id") && v->type == SPOP_T_STRING)
-		a->id = v->u.bytes;
 }
 
 /* One pass over every message: validates the payload as frame_parse_notify
@@ -57,14 +54,7 @@ static void set_cstring(struct ack_builder *b, const char *name, const char *s)
 
 void decider_init(struct decider *dc, const struct plan *plan)
 {
-	struct ack_builder b;
-
 	dc->plan = plan;
-	dc->current_phase = plan_phase_number(plan, plan_current_phase(plan));
-	/* proc.cutover.phase, for HAProxy's fallback: it goes with this chunk. */
-	frame_actions_begin(&b, dc->proc, sizeof(dc->proc));
-	frame_ack_set_int64(&b, FRAME_SCOPE_PROC, "phase", dc->current_phase);
-	dc->proc_len = (uint8_t)frame_actions_end(&b); /* 20 bytes at most */
 	for (int i = 0; i < DECIDE_SLOTS; i++)
 		dc->slot[i].route = INT_MIN;
 }
@@ -102,7 +92,7 @@ static const struct decide_slot *slot_for(struct decider *dc, const struct decis
 }
 
 /* The ACK: txn backend, path, phase, route, status, deprecated, link (none
- * when d is NULL), then proc phase. */
+ * when d is NULL). */
 static ssize_t encode_ack(struct decider *dc, const struct frame *f, uint32_t max_frame,
 			  uint8_t *out, size_t cap, const struct decision *d)
 {
@@ -120,7 +110,6 @@ static ssize_t encode_ack(struct decider *dc, const struct frame *f, uint32_t ma
 		if (d->link)
 			frame_ack_set_string(&b, FRAME_SCOPE_TXN, "link", d->link, d->link_len);
 	}
-	frame_ack_put(&b, dc->proc, dc->proc_len);
 	return frame_ack_end(&b);
 }
 
