@@ -880,7 +880,7 @@ def test_null_missing_and_ipv6_args(agent):
             v = exchange(c, next(sid), 1, [msg])
             check_names(v)
             assert txn(v).get("phase") == spop.int64(1), v
-            assert v.get((spop.SCOPE_PROC, "phase")) == spop.int64(1), v
+            assert set(s for s, _ in v) == {spop.SCOPE_TXN}, v
         check_decision(exchange(c, next(sid), 1, [request()]), 1, **ok)
 
 
@@ -889,8 +889,7 @@ def squids_read_ack(phase, rest, whole):
     (design table: new_query, rewritten to seafoods): whole, or cut to the 414
     answer (route and phase kept; no backend, path or link)."""
     v = {(spop.SCOPE_TXN, "phase"): spop.int64(phase),
-         (spop.SCOPE_TXN, "route"): spop.string("squids-query"),
-         (spop.SCOPE_PROC, "phase"): spop.int64(phase)}
+         (spop.SCOPE_TXN, "route"): spop.string("squids-query")}
     if phase == 8:
         v[(spop.SCOPE_TXN, "deprecated")] = spop.boolean(True)
     if whole:
@@ -1013,8 +1012,7 @@ def test_ack_contract_phase1(agent):
         v = exchange(c, 1, 1, [request("GET", "/query/api/squids/42")])
         check_decision(v, 1, backend="old_query", routed=True)
         assert txn(v)["phase"].type == spop.T_INT64
-        assert v[(spop.SCOPE_PROC, "phase")].type == spop.T_INT64
-        assert set(s for s, _ in v) <= {spop.SCOPE_PROC, spop.SCOPE_TXN}, v
+        assert set(s for s, _ in v) == {spop.SCOPE_TXN}, v
         for path in ("/health", "/", "/queryx/api/squids/42", "/api/squids/42"):
             v = exchange(c, 2, 1, [request("GET", path)])
             check_decision(v, 1, routed=False, backend=ANY_BACKEND)
