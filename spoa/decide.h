@@ -35,9 +35,10 @@
 
 struct plan;
 
-/* A decider is one plan as the decision path uses it: the plan, the rewrite
- * space, and the ACK bytes of each route's action already encoded, so that a
- * request only writes its ids and its rewritten path or link. The encoded
+/* A decider is one plan as the decision path uses it: the plan and the ACK
+ * bytes of each route's action already encoded, so that a request only
+ * writes its ids and its rewritten path or link, expanded straight into the
+ * ACK. The encoded
  * actions are filled at a route's first decision and kept for the plan's
  * life: one slot per route index (modulo DECIDE_SLOTS), reused only by a
  * decision with the same route and status. In one plan's current phase
@@ -58,7 +59,6 @@ struct decide_slot {
 
 struct decider {
 	const struct plan *plan;
-	char scratch[FRAME_AGENT_MAX_SIZE]; /* rewrites; HAProxy sends no longer path */
 	struct decide_slot slot[DECIDE_SLOTS];
 };
 
@@ -71,7 +71,7 @@ struct answer {
 	bool over_size;           /* the ACK was cut down to the 414 answer */
 	struct route_request req; /* its arguments: views into the NOTIFY */
 	struct decision d;        /* when asked: the decision as sent (414 if over_size);
-	                             path and link point into the decider's scratch */
+	                             path and link point into the ACK written at out */
 };
 
 /* Decodes NOTIFY f, decides under the decider's plan's current phase, and

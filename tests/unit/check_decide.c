@@ -160,7 +160,19 @@ static int backend_index(const char *name)
 	return -1;
 }
 
-/* What the caller counts: indices, never names. */
+static void expect_view(const char *got, size_t got_len, const char *want)
+{
+	if (want == NULL) {
+		ck_assert(got == NULL);
+		return;
+	}
+	ck_assert(got != NULL);
+	ck_assert_uint_eq(got_len, strlen(want));
+	ck_assert(memcmp(got, want, got_len) == 0);
+}
+
+/* What the caller counts: indices, never names; and the decision as sent,
+ * its path or link the bytes written in the ACK. */
 static void expect_indices(const struct answer *a, const struct want *w)
 {
 	ck_assert(a->asked);
@@ -168,6 +180,8 @@ static void expect_indices(const struct answer *a, const struct want *w)
 	ck_assert_int_eq(a->d.route_index, w->route ? route_index(w->route) : -1);
 	ck_assert_int_eq(a->d.backend_index, backend_index(w->backend));
 	ck_assert_uint_eq(a->d.status, w->status);
+	expect_view(a->d.path, a->d.path_len, w->path);
+	expect_view(a->d.link, a->d.link_len, w->link);
 }
 
 /* ---- every action kind ---- */
