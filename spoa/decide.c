@@ -92,15 +92,16 @@ static const struct decide_slot *slot_for(struct decider *dc, const struct decis
 }
 
 /* The rewrite as txn path or link, expanded in place in the ACK; d's path
- * or link then points at it. Returns 0, or 400 when the router refuses it.
- * No room: the builder fails and 0 is returned (the answer is then cut). */
+ * or link then points at it. Returns 0, or 400 when the router refuses it,
+ * room or not. No room for a safe one: the builder fails and 0 is returned
+ * (the answer is then cut to the 414). */
 static unsigned put_rewrite(struct ack_builder *b, const struct rewrite *rw, struct decision *d)
 {
 	size_t len = router_rewrite_len(rw);
 	char *dst = frame_ack_string_room(b, FRAME_SCOPE_TXN, rw->link ? "link" : "path", len);
 
 	if (dst == NULL)
-		return 0;
+		return router_rewrite_refusal(rw);
 	if (router_rewrite_write(rw, dst) != 0)
 		return 400;
 	if (rw->link) {

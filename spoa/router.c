@@ -385,6 +385,60 @@ unsigned router_rewrite_write(const struct rewrite *rw, char *dst)
 	return 0;
 }
 
+/* One segment's dot-segment state, fed a byte at a time: what dots() and
+ * path_has_dot_segment() decide on the whole string. */
+struct dot_state {
+	int dots;  /* "." or "%2e" seen in this segment so far */
+	int esc;   /* 1 after '%', 2 after "%2" */
+	bool other; /* a byte that makes it no dot segment */
+};
+
+static bool dot_segment_ends(const struct dot_state *st)
+{
+	return !st->other && st->esc == 0 && (st->dots == 1 || st->dots == 2);
+}
+
+static void dot_feed(struct dot_state *st, char c)
+{
+	if (st->esc == 0 && c == '.')
+		st->dots++;
+	else if (st->esc == 0 && c == '%')
+		st->esc = 1;
+	else if (st->esc == 1 && c == '2')
+		st->esc = 2;
+	else if (st->esc == 2 && (c == 'e' || c == 'E'))
+		st->esc = 0, st->dots++;
+	else
+		st->other = true;
+}
+
+unsigned router_rewrite_refusal(const struct rewrite *rw)
+{
+	struct dot_state st = { 0 };
+	size_t at = 0;
+
+	for (int i = 0; rw->tpl && i < rw->tpl->parsed.nparts; i++) {
+		const struct template_part *part = &rw->tpl->parsed.part[i];
+		struct span s = part_text(part, rw);
+
+		for (size_t k = 0; k < s.len; k++, at++) {
+			char c = s.ptr[k];
+			if (part->source != TEMPLATE_LITERAL && !path_byte_ok((unsigned char)c))
+				return 400;
+			if (at == 1 && c == '/')
+				return 400;
+			if (c != '/') {
+				dot_feed(&st, c);
+				continue;
+			}
+			if (dot_segment_ends(&st))
+				return 400;
+			st = (struct dot_state){ 0 };
+		}
+	}
+	return dot_segment_ends(&st) ? 400 : 0;
+}
+
 void router_refuse(struct decision *d, unsigned status)
 {
 	d->status = status;
@@ -449,7 +503,10 @@ void router_decide_in(const struct plan *plan, int phase_index,
 	if (!rw.tpl)
 		return;
 	size_t len = router_rewrite_len(&rw);
-	unsigned refused = len >= scratch_cap ? 414 : router_rewrite_write(&rw, scratch);
+	unsigned refused = len < scratch_cap ? router_rewrite_write(&rw, scratch)
+					     : router_rewrite_refusal(&rw);
+	if (len >= scratch_cap && !refused)
+		refused = 414;
 	if (refused) {
 		router_refuse(out, refused);
 		return;

@@ -80,13 +80,19 @@ size_t router_rewrite_len(const struct rewrite *rw);
  * the decision must be refused. */
 unsigned router_rewrite_write(const struct rewrite *rw, char *dst);
 
+/* What router_rewrite_write would return, without writing: 0 or 400. For a
+ * rewrite with no room to be written, so that an unsafe one is still
+ * answered 400 whatever the room. */
+unsigned router_rewrite_refusal(const struct rewrite *rw);
+
 /* Turns d into the proxy's own answer `status` (400, 414): route, phase and
  * deprecation kept; no backend, path or link. */
 void router_refuse(struct decision *d, unsigned status);
 
 /* Decide where req goes under plan's current phase: router_match, then the
  * rewrite written into scratch, NUL-terminated; when it does not fit there
- * the decision is refused with 414. Never fails otherwise. */
+ * the decision is refused with 414 (400 when it is unsafe). Never fails
+ * otherwise. */
 void router_decide(const struct plan *plan, const struct route_request *req,
 		   struct decision *out, char *scratch, size_t scratch_cap);
 

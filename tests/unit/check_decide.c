@@ -473,6 +473,28 @@ START_TEST(over_size_boundary)
 }
 END_TEST
 
+/* An unsafe rewrite is refused (400) whether or not the frame has room for
+ * it: the answer does not depend on max-frame-size. */
+START_TEST(unsafe_rewrite_without_room)
+{
+	static char path[BIG];
+	const size_t len = 16200;
+	static const uint32_t max_frame[] = { FRAME_MIN_MAX_SIZE, FRAME_AGENT_MAX_SIZE };
+
+	memcpy(path, long_path(len), len);
+	memcpy(path + len - 3, "/..", 3);
+	for (size_t k = 0; k < 2; k++) {
+		struct answer a;
+		struct wire_ack ack;
+		struct frame f = notify("GET", path, len, NULL);
+		decide(plan, &f, max_frame[k], &a, &ack);
+		ck_assert(!a.over_size);
+		expect_vars(&ack, &(struct want){ NULL, NULL, "squids-query", 400, true, NULL });
+		ck_assert_int_eq(a.d.backend_index, -1);
+	}
+}
+END_TEST
+
 /* The same for a 410's link. */
 START_TEST(over_size_link)
 {
@@ -664,6 +686,7 @@ static Suite *decide_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_loop_test(tc, over_size_boundary, 0, 2);
 	tcase_add_test(tc, over_size_link);
+	tcase_add_test(tc, unsafe_rewrite_without_room);
 	tcase_add_test(tc, output_room_boundary);
 	tcase_add_test(tc, path_64k);
 	suite_add_tcase(s, tc);
