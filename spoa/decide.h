@@ -20,7 +20,8 @@
  *
  * Over-size: when that ACK would exceed the negotiated max-frame-size, the
  * route's decision is kept but status becomes 414 and the backend, path and
- * link are left out, so HAProxy answers 414 instead of routing unrewritten. */
+ * link are left out, so HAProxy answers 414 instead of routing unrewritten.
+ * A rewrite the router refuses is answered 400 whatever the room. */
 #ifndef CUTOVER_DECIDE_H
 #define CUTOVER_DECIDE_H
 
