@@ -11,15 +11,7 @@ import pytest
 import harness
 import http_once
 import spop_client
-from system import plan_text as sample_plan, write_atomic  # noqa: F401 (for the cases)
-
-agent_binary = harness.agent_binary
-
-
-def http_get(port, path, method="GET"):
-    """(status, body text) of one request to the metrics port."""
-    r = http_once.request(port, method, path, timeout=5)
-    return r.status, r.text()
+from system import write_atomic
 
 
 _SAMPLE_LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
@@ -65,9 +57,9 @@ class Agent(harness.Agent):
         super().__init__(plan, metrics=True, log_level="warn", **kw)
 
     def scrape(self):
-        status, body = http_get(self.metrics_port, "/metrics")
-        assert status == 200, body
-        return Page(body)
+        r = http_once.request(self.metrics_port, "GET", "/metrics", timeout=5)
+        assert r.status == 200, r.text()
+        return Page(r.text())
 
     def wait_for(self, predicate, what, timeout=10.0):
         """The first page for which predicate(page) holds; fails after timeout."""

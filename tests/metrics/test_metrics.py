@@ -11,8 +11,10 @@ import struct
 import subprocess
 import time
 
+import http_once
 import spop_client as spop
-from conftest import agent_binary, http_get, sample_plan, write_atomic
+from harness import agent_binary
+from system import plan_text as sample_plan, write_atomic
 
 FAMILIES = (
     "cutover_build_info", "cutover_plan_info", "cutover_phase_desired",
@@ -49,6 +51,12 @@ phases:
       nf: { status: 404 }
       plain: a
 """
+
+
+def http_get(port, path, method="GET"):
+    """(status, body text) of one request to the metrics port."""
+    r = http_once.request(port, method, path, timeout=5)
+    return r.status, r.text()
 
 
 def decide(agent, requests):
