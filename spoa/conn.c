@@ -237,13 +237,12 @@ static const char *printable(char *dst, size_t cap, const char *s, size_t len)
 
 static void log_decision(const struct conn *c, const struct frame *f, const struct answer *a)
 {
-	char ids[128], method[32], path[512];
+	char method[32], path[512];
 	const struct decision *d = &a->d;
 
-	log_debug(CONN_FMT "sid=%" PRIu64 " fid=%" PRIu64 " id=%s %s %s -> phase %u route %s"
+	log_debug(CONN_FMT "sid=%" PRIu64 " fid=%" PRIu64 " %s %s -> phase %u route %s"
 		  " backend %s status %u%s",
 		  CONN_ARGS(c), f->stream_id, f->frame_id,
-		  printable(ids, sizeof(ids), (const char *)a->id.ptr, a->id.len),
 		  printable(method, sizeof(method), a->req.method, a->req.method_len),
 		  printable(path, sizeof(path), a->req.path, a->req.path_len), d->phase,
 		  d->route ? d->route : "-", d->backend ? d->backend : "-", d->status,

@@ -3,7 +3,6 @@
 #include <limits.h>
 #include <string.h>
 
-#include "plan.h"
 
 static void take_string(const struct spop_data *v, const char **s, size_t *len)
 {
@@ -21,8 +20,6 @@ static void take_arg(struct answer *a, struct spop_bytes name, const struct spop
 		take_string(v, &a->req.path, &a->req.path_len);
 	else if (spop_bytes_eq(name, "host"))
 		take_string(v, &a->req.host, &a->req.host_len);
-	else if (spop_bytes_eq(name, "id") && v->type == SPOP_T_STRING)
-		a->id = v->u.bytes;
 }
 
 /* One pass over every message: validates the payload as frame_parse_notify
@@ -57,14 +54,7 @@ static void set_cstring(struct ack_builder *b, const char *name, const char *s)
 
 void decider_init(struct decider *dc, const struct plan *plan)
 {
-	struct ack_builder b;
-
 	dc->plan = plan;
-	dc->current_phase = plan_phase_number(plan, plan_current_phase(plan));
-	/* proc.cutover.phase, for HAProxy's fallback: it goes with this chunk. */
-	frame_actions_begin(&b, dc->proc, sizeof(dc->proc));
-	frame_ack_set_int64(&b, FRAME_SCOPE_PROC, "phase", dc->current_phase);
-	dc->proc_len = (uint8_t)frame_actions_end(&b); /* 20 bytes at most */
 	for (int i = 0; i < DECIDE_SLOTS; i++)
 		dc->slot[i].route = INT_MIN;
 }
@@ -101,32 +91,61 @@ static const struct decide_slot *slot_for(struct decider *dc, const struct decis
 	return s;
 }
 
+/* The rewrite as txn path or link, expanded in place in the ACK; d's path
+ * or link then points at it. Returns 0, or 400 when the router refuses it,
+ * room or not. No room for a safe one: the builder fails and 0 is returned
+ * (the answer is then cut to the 414). */
+static unsigned put_rewrite(struct ack_builder *b, const struct rewrite *rw, struct decision *d)
+{
+	size_t len = router_rewrite_len(rw);
+	char *dst = frame_ack_string_room(b, FRAME_SCOPE_TXN, rw->link ? "link" : "path", len);
+
+	if (dst == NULL)
+		return router_rewrite_refusal(rw);
+	if (router_rewrite_write(rw, dst) != 0)
+		return 400;
+	if (rw->link) {
+		d->link = dst;
+		d->link_len = len;
+	} else {
+		d->path = dst;
+		d->path_len = len;
+	}
+	return 0;
+}
+
 /* The ACK: txn backend, path, phase, route, status, deprecated, link (none
- * when d is NULL), then proc phase. */
+ * when d is NULL; no path or link when rw is NULL or has none). *refused:
+ * the router refused the rewrite (the ACK is then to be made again). */
 static ssize_t encode_ack(struct decider *dc, const struct frame *f, uint32_t max_frame,
-			  uint8_t *out, size_t cap, const struct decision *d)
+			  uint8_t *out, size_t cap, struct decision *d, const struct rewrite *rw,
+			  unsigned *refused)
 {
 	struct ack_builder b;
+	bool rewrite = rw && rw->tpl;
 
+	*refused = 0;
 	frame_ack_begin(&b, out, cap, max_frame, f->stream_id, f->frame_id);
 	if (d) {
 		const struct decide_slot *s = slot_for(dc, d);
 		if (s == NULL)
 			return SPOP_NOSPACE;
 		frame_ack_put(&b, s->bytes, s->before_len);
-		if (d->path)
-			frame_ack_set_string(&b, FRAME_SCOPE_TXN, "path", d->path, d->path_len);
+		if (rewrite && !rw->link)
+			*refused = put_rewrite(&b, rw, d);
 		frame_ack_put(&b, s->bytes + s->before_len, s->after_len);
-		if (d->link)
-			frame_ack_set_string(&b, FRAME_SCOPE_TXN, "link", d->link, d->link_len);
+		if (rewrite && rw->link)
+			*refused = put_rewrite(&b, rw, d);
 	}
-	frame_ack_put(&b, dc->proc, dc->proc_len);
 	return frame_ack_end(&b);
 }
 
 ssize_t decide_notify(struct decider *dc, const struct frame *f, uint32_t max_frame,
 		      uint8_t *out, size_t out_cap, struct answer *a, unsigned *status)
 {
+	struct rewrite rw;
+	unsigned refused;
+
 	*a = (struct answer){ 0 };
 	if (out_cap < FRAME_LEN_SIZE + (size_t)max_frame)
 		return SPOP_NOSPACE;
@@ -135,18 +154,19 @@ ssize_t decide_notify(struct decider *dc, const struct frame *f, uint32_t max_fr
 		return SPOP_INVALID;
 	}
 	if (!a->asked)
-		return encode_ack(dc, f, max_frame, out, out_cap, NULL);
+		return encode_ack(dc, f, max_frame, out, out_cap, NULL, NULL, &refused);
 
-	router_decide(dc->plan, &a->req, &a->d, dc->scratch, sizeof(dc->scratch));
-	ssize_t n = encode_ack(dc, f, max_frame, out, out_cap, &a->d);
-	if (n >= 0)
+	router_match(dc->plan, -1, &a->req, &a->d, &rw);
+	ssize_t n = encode_ack(dc, f, max_frame, out, out_cap, &a->d, &rw, &refused);
+	if (n >= 0 && !refused)
 		return n;
+	if (refused) {
+		/* Fits as the 414 answer does: it holds no more. */
+		router_refuse(&a->d, refused);
+		return encode_ack(dc, f, max_frame, out, out_cap, &a->d, NULL, &refused);
+	}
 	a->over_size = true;
-	a->d.status = 414;
-	a->d.backend = NULL;
-	a->d.backend_index = -1;
-	a->d.path = a->d.link = NULL;
-	a->d.path_len = a->d.link_len = 0;
+	router_refuse(&a->d, 414);
 	/* Fits FRAME_MIN_MAX_SIZE: a route name is at most PLAN_MAX_NAME (64) bytes. */
-	return encode_ack(dc, f, max_frame, out, out_cap, &a->d);
+	return encode_ack(dc, f, max_frame, out, out_cap, &a->d, NULL, &refused);
 }

@@ -3,8 +3,8 @@
  *
  * The NOTIFY is decoded once. Message `cutover` gives the request: its
  * arguments `method`, `path` and `host` (STRING; any other type counts as
- * absent), `id` for logs; other arguments and other messages are ignored
- * (the first `cutover` message counts). The ACK sets, for a decision:
+ * absent); other arguments and other messages are ignored (the first
+ * `cutover` message counts). The ACK sets, for a decision:
  *   txn.cutover.backend  STRING  backend to use (absent: none)
  *   txn.cutover.path     STRING  rewritten path (absent: not rewritten)
  *   txn.cutover.phase    INT64   number of the phase decided in
@@ -12,14 +12,16 @@
  *   txn.cutover.status   INT64   status the proxy answers with itself
  *   txn.cutover.deprecated BOOL  true when the route is deprecated
  *   txn.cutover.link     STRING  successor path of a 410
- * and always proc.cutover.phase (INT64, the plan's current phase number),
- * also in the ACK of a NOTIFY without a `cutover` message, which sets
- * nothing else. (HAProxy prefixes the variable names with the SPOE scope,
- * `cutover`; the ACK carries them bare.)
+ * and nothing else: no proc-scope variable (HAProxy takes a process-wide
+ * lock for each; the fallback reads its phase from the map files). The ACK
+ * of a NOTIFY without a `cutover` message sets nothing. (HAProxy prefixes
+ * the variable names with the SPOE scope, `cutover`; the ACK carries them
+ * bare.)
  *
  * Over-size: when that ACK would exceed the negotiated max-frame-size, the
  * route's decision is kept but status becomes 414 and the backend, path and
- * link are left out, so HAProxy answers 414 instead of routing unrewritten. */
+ * link are left out, so HAProxy answers 414 instead of routing unrewritten.
+ * A rewrite the router refuses is answered 400 whatever the room. */
 #ifndef CUTOVER_DECIDE_H
 #define CUTOVER_DECIDE_H
 
@@ -34,9 +36,10 @@
 
 struct plan;
 
-/* A decider is one plan as the decision path uses it: the plan, the rewrite
- * space, and the ACK bytes of each route's action already encoded, so that a
- * request only writes its ids and its rewritten path or link. The encoded
+/* A decider is one plan as the decision path uses it: the plan and the ACK
+ * bytes of each route's action already encoded, so that a request only
+ * writes its ids and its rewritten path or link, expanded straight into the
+ * ACK. The encoded
  * actions are filled at a route's first decision and kept for the plan's
  * life: one slot per route index (modulo DECIDE_SLOTS), reused only by a
  * decision with the same route and status. In one plan's current phase
@@ -57,10 +60,6 @@ struct decide_slot {
 
 struct decider {
 	const struct plan *plan;
-	unsigned current_phase;   /* number of the plan's current phase */
-	uint8_t proc_len;         /* proc.cutover.phase, last in every ACK */
-	uint8_t proc[32];
-	char scratch[FRAME_AGENT_MAX_SIZE]; /* rewrites; HAProxy sends no longer path */
 	struct decide_slot slot[DECIDE_SLOTS];
 };
 
@@ -72,9 +71,8 @@ struct answer {
 	bool asked;               /* the NOTIFY held a `cutover` message */
 	bool over_size;           /* the ACK was cut down to the 414 answer */
 	struct route_request req; /* its arguments: views into the NOTIFY */
-	struct spop_bytes id;     /* its `id` argument, empty when absent */
 	struct decision d;        /* when asked: the decision as sent (414 if over_size);
-	                             path and link point into the decider's scratch */
+	                             path and link point into the ACK written at out */
 };
 
 /* Decodes NOTIFY f, decides under the decider's plan's current phase, and

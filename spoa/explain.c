@@ -349,15 +349,14 @@ static void print_entry_guards(FILE *out, const struct plan *p, int i)
 	fputc('\n', out);
 }
 
-/* d as the agent sends it: a rewrite or link is built in the room the
- * agent's decider has (FRAME_AGENT_MAX_SIZE bytes), and must fit, with the
- * other variables decide_notify sends (txn backend, path, phase, route,
- * status, deprecated, link; proc phase), in an ACK of the agent's
- * max-frame-size (FRAME_AGENT_MAX_SIZE, HAProxy's default as well) with
- * stream and frame ids of the largest size; if it does not, the agent
- * answers 414 without backend, path or link, and so does --explain. So a
- * rewrite --explain shows is one the agent sends. */
-static void within_agent_limits(const struct plan *p, struct decision *d)
+/* d as the agent sends it: a rewrite or link must fit, with the other
+ * variables decide_notify sends (txn backend, path, phase, route, status,
+ * deprecated, link), in an ACK of the agent's max-frame-size
+ * (FRAME_AGENT_MAX_SIZE, HAProxy's default as well) with stream and frame
+ * ids of the largest size; if it does not, the agent answers 414 without
+ * backend, path or link, and so does --explain. So a rewrite --explain
+ * shows is one the agent sends. */
+static void within_agent_limits(struct decision *d)
 {
 	static uint8_t ack[FRAME_LEN_SIZE + FRAME_AGENT_MAX_SIZE];
 	struct ack_builder b;
@@ -378,15 +377,8 @@ static void within_agent_limits(const struct plan *p, struct decision *d)
 		frame_ack_set_bool(&b, FRAME_SCOPE_TXN, "deprecated", true);
 	if (d->link)
 		frame_ack_set_string(&b, FRAME_SCOPE_TXN, "link", d->link, d->link_len);
-	frame_ack_set_int64(&b, FRAME_SCOPE_PROC, "phase",
-			    plan_phase_number(p, plan_current_phase(p)));
-	if (frame_ack_end(&b) >= 0)
-		return;
-	d->status = 414;
-	d->backend = NULL;
-	d->backend_index = -1;
-	d->path = d->link = NULL;
-	d->path_len = d->link_len = 0;
+	if (frame_ack_end(&b) < 0)
+		router_refuse(d, 414);
 }
 
 int explain_request(const char *file, const char *method, const char *path,
@@ -444,7 +436,7 @@ int explain_request_as(const char *file, const char *method, const char *path,
 		struct decision d;
 
 		router_decide_in(p, i, &req, &d, scratch, sizeof(scratch));
-		within_agent_limits(p, &d);
+		within_agent_limits(&d);
 		if (json) {
 			fputs(i > first ? ",\n  " : "\n  ", out);
 			json_decision(out, &d, i == plan_current_phase(p));

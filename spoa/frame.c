@@ -368,6 +368,32 @@ void frame_ack_set_bool(struct ack_builder *b, enum frame_var_scope scope, const
 	frame_ack_set_var(b, scope, name, &v);
 }
 
+char *frame_ack_string_room(struct ack_builder *b, enum frame_var_scope scope, const char *name,
+			    size_t len)
+{
+	if (b->failed)
+		return NULL;
+	uint8_t *p = b->p;
+	if (b->end - p < 4) {
+		b->failed = true;
+		return NULL;
+	}
+	*p++ = 1; /* set-var */
+	*p++ = 3; /* nb-args: scope, name, value */
+	*p++ = (uint8_t)scope;
+	if (spop_bytes_encode(&p, b->end, name, strlen(name)) != SPOP_OK || p == b->end) {
+		b->failed = true;
+		return NULL;
+	}
+	*p++ = SPOP_T_STRING;
+	if (spop_varint_encode(&p, b->end, len) != SPOP_OK || (size_t)(b->end - p) < len) {
+		b->failed = true;
+		return NULL;
+	}
+	b->p = p + len;
+	return (char *)p;
+}
+
 ssize_t frame_ack_end(struct ack_builder *b)
 {
 	if (b->failed)

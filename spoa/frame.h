@@ -158,6 +158,12 @@ void frame_ack_set_bool(struct ack_builder *b, enum frame_var_scope scope, const
 			bool v);
 ssize_t frame_ack_end(struct ack_builder *b);
 
+/* A set-var of a STRING of exactly len bytes that the caller writes: returns
+ * where those bytes go (the builder has moved past them), or NULL when the
+ * action does not fit (the builder has failed). */
+char *frame_ack_string_room(struct ack_builder *b, enum frame_var_scope scope, const char *name,
+			    size_t len);
+
 /* Pre-encoded actions: a builder over buf[0..cap) that writes actions only,
  * no frame header; frame_actions_end returns their size or SPOP_NOSPACE.
  * frame_ack_put appends such bytes to an ACK as they are. */

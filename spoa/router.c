@@ -273,8 +273,7 @@ struct walk {
 	unsigned method;
 	const char *host;      /* without its port; NULL when absent */
 	size_t host_len;
-	struct span segment[PATTERN_MAX_SEGMENTS];
-	struct span tail;
+	struct rewrite *rw;    /* its segment[] and tail: the captures */
 	int route;
 };
 
@@ -316,7 +315,7 @@ static const struct trie_node *find_literal(const struct trie_node *n, struct sp
 static bool walk(struct walk *w, const struct trie_node *n, size_t pos, int depth)
 {
 	if (pos == w->len) {
-		w->tail = (struct span){ w->path + pos, 0 };
+		w->rw->tail = (struct span){ w->path + pos, 0 };
 		return pick(w, &n->exact) || pick(w, &n->tail_segment);
 	}
 	size_t start = pos + 1;
@@ -327,16 +326,16 @@ static bool walk(struct walk *w, const struct trie_node *n, size_t pos, int dept
 	if (depth < PATTERN_MAX_SEGMENTS) {
 		const struct trie_node *child = n->nlit ? find_literal(n, seg) : NULL;
 
-		w->segment[depth] = seg;
+		w->rw->segment[depth] = seg;
 		if (child && walk(w, child, end, depth + 1))
 			return true;
 		if (n->capture && seg.len > 0 && walk(w, n->capture, end, depth + 1))
 			return true;
 	}
-	w->tail = (struct span){ w->path + start, w->len - start };
+	w->rw->tail = (struct span){ w->path + start, w->len - start };
 	if (pick(w, &n->tail_dir))
 		return true;
-	w->tail = (struct span){ w->path + pos, w->len - pos };
+	w->rw->tail = (struct span){ w->path + pos, w->len - pos };
 	return pick(w, &n->tail_segment);
 }
 
@@ -350,47 +349,111 @@ static size_t host_name_len(const char *host, size_t len)
 	return i > 0 && host[i - 1] == ':' ? i - 1 : len;
 }
 
-/* Builds tpl from the captures in w into buf. Returns 0, 414 when buf is too
- * small, or 400 when the result would hold a byte HAProxy could reject or
- * misread, a dot segment, or start with "//". */
-static unsigned expand(const struct template *tpl, const struct walk *w,
-		       char *buf, size_t cap, size_t *out_len)
+static struct span part_text(const struct template_part *part, const struct rewrite *rw)
+{
+	return part->source == TEMPLATE_LITERAL ? part->literal
+	     : part->source == CAPTURE_TAIL     ? rw->tail
+						: rw->segment[part->source];
+}
+
+size_t router_rewrite_len(const struct rewrite *rw)
 {
 	size_t len = 0;
 
-	for (int i = 0; i < tpl->parsed.nparts; i++) {
-		const struct template_part *part = &tpl->parsed.part[i];
-		struct span s = part->source == TEMPLATE_LITERAL ? part->literal
-			      : part->source == CAPTURE_TAIL     ? w->tail
-								 : w->segment[part->source];
+	for (int i = 0; rw->tpl && i < rw->tpl->parsed.nparts; i++)
+		len += part_text(&rw->tpl->parsed.part[i], rw).len;
+	return len;
+}
+
+unsigned router_rewrite_write(const struct rewrite *rw, char *dst)
+{
+	size_t len = 0;
+
+	for (int i = 0; rw->tpl && i < rw->tpl->parsed.nparts; i++) {
+		const struct template_part *part = &rw->tpl->parsed.part[i];
+		struct span s = part_text(part, rw);
 
 		if (part->source != TEMPLATE_LITERAL)
 			for (size_t k = 0; k < s.len; k++)
 				if (!path_byte_ok((unsigned char)s.ptr[k]))
 					return 400;
-		if (s.len > cap || len > cap - s.len)
-			return 414;
-		memcpy(buf + len, s.ptr, s.len);
+		memcpy(dst + len, s.ptr, s.len);
 		len += s.len;
 	}
-	if (len >= cap)
-		return 414;
-	buf[len] = '\0';
-	if ((len >= 2 && buf[1] == '/') || path_has_dot_segment(buf, len))
+	if ((len >= 2 && dst[1] == '/') || path_has_dot_segment(dst, len))
 		return 400;
-	*out_len = len;
 	return 0;
 }
 
-void router_decide_in(const struct plan *plan, int phase_index,
-		      const struct route_request *req, struct decision *out,
-		      char *scratch, size_t scratch_cap)
+/* One segment's dot-segment state, fed a byte at a time: what dots() and
+ * path_has_dot_segment() decide on the whole string. */
+struct dot_state {
+	int dots;  /* "." or "%2e" seen in this segment so far */
+	int esc;   /* 1 after '%', 2 after "%2" */
+	bool other; /* a byte that makes it no dot segment */
+};
+
+static bool dot_segment_ends(const struct dot_state *st)
 {
-	struct walk w; /* not zeroed: segment[] is written before it is read */
+	return !st->other && st->esc == 0 && (st->dots == 1 || st->dots == 2);
+}
+
+static void dot_feed(struct dot_state *st, char c)
+{
+	if (st->esc == 0 && c == '.')
+		st->dots++;
+	else if (st->esc == 0 && c == '%')
+		st->esc = 1;
+	else if (st->esc == 1 && c == '2')
+		st->esc = 2;
+	else if (st->esc == 2 && (c == 'e' || c == 'E'))
+		st->esc = 0, st->dots++;
+	else
+		st->other = true;
+}
+
+unsigned router_rewrite_refusal(const struct rewrite *rw)
+{
+	struct dot_state st = { 0 };
+	size_t at = 0;
+
+	for (int i = 0; rw->tpl && i < rw->tpl->parsed.nparts; i++) {
+		const struct template_part *part = &rw->tpl->parsed.part[i];
+		struct span s = part_text(part, rw);
+
+		for (size_t k = 0; k < s.len; k++, at++) {
+			char c = s.ptr[k];
+			if (part->source != TEMPLATE_LITERAL && !path_byte_ok((unsigned char)c))
+				return 400;
+			if (at == 1 && c == '/')
+				return 400;
+			if (c != '/') {
+				dot_feed(&st, c);
+				continue;
+			}
+			if (dot_segment_ends(&st))
+				return 400;
+			st = (struct dot_state){ 0 };
+		}
+	}
+	return dot_segment_ends(&st) ? 400 : 0;
+}
+
+void router_refuse(struct decision *d, unsigned status)
+{
+	d->status = status;
+	d->backend_index = -1;
+	d->backend = NULL;
+	d->path = d->link = NULL;
+	d->path_len = d->link_len = 0;
+}
+
+void router_match(const struct plan *plan, int phase_index, const struct route_request *req,
+		  struct decision *out, struct rewrite *rw)
+{
+	struct walk w;
 	const struct phase *ph;
 	const struct action *a;
-	size_t len = 0;
-	unsigned refused;
 
 	if (phase_index < 0 || phase_index >= plan->nphases)
 		phase_index = plan->current;
@@ -398,6 +461,7 @@ void router_decide_in(const struct plan *plan, int phase_index,
 	*out = (struct decision){ .phase = ph->number, .phase_name = ph->name,
 				  .phase_index = phase_index, .route_index = -1,
 				  .backend_index = -1 };
+	rw->tpl = NULL; /* segment[] is written before it is read */
 	w.route = -1;
 	if (req->path && req->path_len > 0 && req->path[0] == '/') {
 		w.plan = plan;
@@ -406,6 +470,7 @@ void router_decide_in(const struct plan *plan, int phase_index,
 		w.method = method_bit(req->method, req->method_len);
 		w.host = req->host;
 		w.host_len = req->host ? host_name_len(req->host, req->host_len) : 0;
+		w.rw = rw;
 		walk(&w, plan->root, 0, 0);
 	}
 	if (w.route < 0) {
@@ -424,19 +489,35 @@ void router_decide_in(const struct plan *plan, int phase_index,
 	} else {
 		out->status = a->status;
 	}
-	if (!a->tpl)
+	rw->tpl = a->tpl;
+	rw->link = a->kind != ACTION_BACKEND;
+}
+
+void router_decide_in(const struct plan *plan, int phase_index,
+		      const struct route_request *req, struct decision *out,
+		      char *scratch, size_t scratch_cap)
+{
+	struct rewrite rw;
+
+	router_match(plan, phase_index, req, out, &rw);
+	if (!rw.tpl)
 		return;
-	refused = expand(a->tpl, &w, scratch, scratch_cap, &len);
+	size_t len = router_rewrite_len(&rw);
+	unsigned refused = len < scratch_cap ? router_rewrite_write(&rw, scratch)
+					     : router_rewrite_refusal(&rw);
+	if (len >= scratch_cap && !refused)
+		refused = 414;
 	if (refused) {
-		out->status = refused;
-		out->backend_index = -1;
-		out->backend = NULL;
-	} else if (a->kind == ACTION_BACKEND) {
-		out->path = scratch;
-		out->path_len = len;
-	} else {
+		router_refuse(out, refused);
+		return;
+	}
+	scratch[len] = '\0';
+	if (rw.link) {
 		out->link = scratch;
 		out->link_len = len;
+	} else {
+		out->path = scratch;
+		out->path_len = len;
 	}
 }
 

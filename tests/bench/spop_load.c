@@ -70,23 +70,22 @@ struct request {
 	char *method;
 	char *path;
 	char *host;   /* NULL: sent as NULL, like an absent Host header */
-	char *client; /* NULL: no X-Api-Client header */
 	size_t room;  /* upper bound of its NOTIFY frame */
 };
 
 /* The sample plan's traffic (docs/contracts.md): both sides, both names, other
  * query/command paths, and paths outside both. */
-static const char *const builtin_mix[][4] = {
-	{ "GET", "/query/api/squids/42", "api.example.test", "mobile-app" },
-	{ "GET", "/query/api/squids", "api.example.test", NULL },
-	{ "POST", "/command/api/squids", "api.example.test", "mobile-app" },
-	{ "PUT", "/command/api/squids/42", "api.example.test", NULL },
-	{ "DELETE", "/command/api/squids/7", "api.example.test", NULL },
-	{ "GET", "/query/api/seafoods/42", "api.example.test", "web" },
-	{ "POST", "/command/api/seafoods", "api.example.test", NULL },
-	{ "HEAD", "/query/api/orders/9", NULL, NULL },
-	{ "PATCH", "/command/api/orders/9", "api.example.test", "web" },
-	{ "GET", "/healthz", "api.example.test", NULL },
+static const char *const builtin_mix[][3] = {
+	{ "GET", "/query/api/squids/42", "api.example.test" },
+	{ "GET", "/query/api/squids", "api.example.test" },
+	{ "POST", "/command/api/squids", "api.example.test" },
+	{ "PUT", "/command/api/squids/42", "api.example.test" },
+	{ "DELETE", "/command/api/squids/7", "api.example.test" },
+	{ "GET", "/query/api/seafoods/42", "api.example.test" },
+	{ "POST", "/command/api/seafoods", "api.example.test" },
+	{ "HEAD", "/query/api/orders/9", NULL },
+	{ "PATCH", "/command/api/orders/9", "api.example.test" },
+	{ "GET", "/healthz", "api.example.test" },
 };
 
 struct mix {
@@ -108,8 +107,7 @@ static char *dup_or_null(const char *s)
 	return d;
 }
 
-static void mix_add(struct mix *m, const char *method, const char *path, const char *host,
-		    const char *client)
+static void mix_add(struct mix *m, const char *method, const char *path, const char *host)
 {
 	struct request *r = realloc(m->req, (m->count + 1) * sizeof *r);
 
@@ -119,15 +117,16 @@ static void mix_add(struct mix *m, const char *method, const char *path, const c
 	}
 	m->req = r;
 	r[m->count] = (struct request){ dup_or_null(method), dup_or_null(path),
-					dup_or_null(host), dup_or_null(client), 256 };
+					dup_or_null(host), 256 };
 	r = &m->req[m->count];
-	r->room += strlen(r->method) + strlen(r->path) + (r->host ? strlen(r->host) : 0) +
-		   (r->client ? strlen(r->client) : 0);
+	r->room += strlen(r->method) + strlen(r->path) + (r->host ? strlen(r->host) : 0);
 	m->count++;
 }
 
 /* A paths file holds one request a line: METHOD PATH [HOST [CLIENT]], with
- * "-" for an absent value; blank lines and lines starting with # are skipped. */
+ * "-" for an absent value; blank lines and lines starting with # are skipped.
+ * CLIENT is the X-Api-Client header wrk sends (HAProxy logs it); the agent
+ * is not sent it, so it is read and left. */
 static bool mix_load(struct mix *m, const char *file)
 {
 	FILE *f = fopen(file, "r");
@@ -154,7 +153,7 @@ static bool mix_load(struct mix *m, const char *file)
 			fclose(f);
 			return false;
 		}
-		mix_add(m, field[0], field[1], field[2], field[3]);
+		mix_add(m, field[0], field[1], field[2]);
 	}
 	fclose(f);
 	if (m->count == 0) {
@@ -224,7 +223,7 @@ struct stats {
 	uint64_t err_disconnect; /* agent sent AGENT-DISCONNECT mid-run */
 	uint64_t err_eof;        /* agent closed mid-run */
 	uint64_t err_lost;       /* NOTIFYs never answered */
-	uint64_t err_contract;   /* ACK without txn/proc phase (docs/contracts.md) */
+	uint64_t err_contract;   /* ACK without txn phase, or with a proc var (docs/contracts.md) */
 	uint64_t hist[HIST_BUCKETS];
 	struct tally answers[TALLY_MAX]; /* "backend:x", "status:404" or "none" */
 	unsigned nanswers;
@@ -366,27 +365,12 @@ static void conn_flush(struct conn *c)
 	conn_set_events(c, EV_READ);
 }
 
-static void write_id(char *buf, uint64_t sid, unsigned thread)
-{
-	/* Shaped like HAProxy's unique-id "%{+X}o %ci:%cp_%fi:%fp_%Ts_%rt:%pid". */
-	static const char hex[] = "0123456789ABCDEF";
-	static const char tmpl[] = "7F000001:0000_7F000001:1F90_6942A1B0_00000000:0000";
-
-	memcpy(buf, tmpl, sizeof tmpl);
-	for (int i = 0; i < 8; i++)
-		buf[44 - i] = hex[(sid >> (4 * i)) & 0xF];
-	for (int i = 0; i < 4; i++)
-		buf[12 - i] = hex[(thread >> (4 * i)) & 0xF];
-}
-
 /* Queues one NOTIFY in a free slot. */
 static void send_notify(struct conn *c, struct slot *s)
 {
 	struct worker *w = c->w;
 	const struct request *rq = &w->opt->mix.req[w->mix_pos];
-	char id[64];
-	uint8_t src[4] = { 192, 0, 2, 0 };
-	struct arg args[6];
+	struct arg args[3];
 	struct writer wr = conn_writer(c, rq->room);
 	uint8_t *start = wr.p;
 
@@ -394,15 +378,10 @@ static void send_notify(struct conn *c, struct slot *s)
 		w->mix_pos = 0;
 	s->sid = w->next_sid++;
 	s->fid = 1 + s->sid % 3; /* 2.6 counts frames per stream; any value must echo */
-	src[3] = (uint8_t)(1 + s->sid % 250);
-	write_id(id, s->sid, w->index);
 	args[0] = (struct arg){ "method", str_value(rq->method) };
 	args[1] = (struct arg){ "path", str_value(rq->path) };
 	args[2] = (struct arg){ "host", str_value(rq->host) };
-	args[3] = (struct arg){ "src", { .type = DT_IPV4, .bytes = src } };
-	args[4] = (struct arg){ "client", str_value(rq->client) };
-	args[5] = (struct arg){ "id", str_value(id) };
-	encode_notify(&wr, s->sid, s->fid, "cutover", args, 6);
+	encode_notify(&wr, s->sid, s->fid, "cutover", args, 3);
 	if (wr.full || (size_t)(wr.p - start) - 4 > c->max_frame) {
 		fprintf(stderr, "spop-load: request %s %s does not fit a frame\n", rq->method, rq->path);
 		exit(1);
@@ -527,7 +506,7 @@ static void on_ack(struct conn *c, const uint8_t *frame, size_t len)
 	w->st.decisions++;
 	w->st.hist[hist_index(w->now_ns - c->slots[i].sent_ns)]++;
 	w->load_end_ns = w->now_ns;
-	if (!a.phase || !a.proc_phase)
+	if (!a.phase || a.proc_var)
 		w->st.err_contract++;
 	if (a.status != 0) {
 		snprintf(label, sizeof label, "status:%llu", (unsigned long long)a.status);
@@ -1029,8 +1008,7 @@ int main(int argc, char **argv)
 		return 2;
 	if (paths == NULL)
 		for (size_t i = 0; i < sizeof builtin_mix / sizeof builtin_mix[0]; i++)
-			mix_add(&o.mix, builtin_mix[i][0], builtin_mix[i][1], builtin_mix[i][2],
-				builtin_mix[i][3]);
+			mix_add(&o.mix, builtin_mix[i][0], builtin_mix[i][1], builtin_mix[i][2]);
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit(o.connections + 64);
 
@@ -1114,7 +1092,6 @@ int main(int argc, char **argv)
 		free(o.mix.req[i].method);
 		free(o.mix.req[i].path);
 		free(o.mix.req[i].host);
-		free(o.mix.req[i].client);
 	}
 	free(o.mix.req);
 	pthread_barrier_destroy(&barrier);

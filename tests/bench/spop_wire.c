@@ -447,8 +447,8 @@ const char *parse_ack(const uint8_t *frame, size_t len, struct ack *a,
 		} else {
 			return "unknown action or wrong nb-args";
 		}
-		if (scope == SCOPE_PROC && bytes_are(name, nlen, "phase") && v.type == DT_INT64) {
-			a->proc_phase = true;
+		if (scope == SCOPE_PROC) {
+			a->proc_var = true;
 		} else if (scope != SCOPE_TXN) {
 			continue;
 		} else if (bytes_are(name, nlen, "phase") && v.type == DT_INT64) {

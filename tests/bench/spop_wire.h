@@ -83,7 +83,7 @@ const char *parse_agent_hello(const uint8_t *frame, size_t len, uint32_t offered
 struct ack {
 	uint64_t sid, fid;
 	bool phase;             /* txn.phase was set (docs/contracts.md: always) */
-	bool proc_phase;        /* proc.phase was set (always) */
+	bool proc_var;          /* a proc-scope variable was set (never) */
 	const uint8_t *backend; /* txn.backend, or NULL */
 	size_t backend_len;
 	uint64_t status;        /* txn.status, 0 when absent */

@@ -206,7 +206,7 @@ def test_smoke(table_system):
     assert status == 200 and h.get("x-served-by") == "old-query", (status, h)
     rec = log_fields(s, {"smoke"}).get("smoke")
     assert rec, "no HAProxy log line for the smoke request"
-    # The app got HAProxy's unique id (the one sent to the agent), not the client's.
+    # The app got HAProxy's unique id (the one logged), not the client's.
     assert h.get("x-cutover-id") == rec["id"], (h, rec["id"])
     assert (rec["phase"], rec["route"], rec["be"], rec["fb"], rec["err"]) == \
         ("1", "squids-query", "old_query", "-", "-"), rec

@@ -13,6 +13,8 @@ import subprocess
 import tempfile
 import time
 
+import http_once
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 def agent_binary():
     return os.environ.get("CUTOVER_SPOA", os.path.join(ROOT, "build", "cutover-spoa"))
@@ -102,26 +104,68 @@ class Proc:
 
 
 class Agent(Proc):
-    """The real cutover-spoa binary on a free loopback port."""
+    """The real cutover-spoa binary on a free loopback port (host may be
+    "::1"), or on listen ("unix:/path") when given; with metrics, its
+    metrics port too. Running when the constructor returns: with metrics,
+    /readyz answers 200; without, it accepts a connection. Stopping it (stop(), or leaving a
+    `with` block) fails on a sanitizer report in its log; a second stop
+    only returns the exit code."""
 
     def __init__(self, config, threads=1, extra=(), host="127.0.0.1", port=None,
-                 metrics=False, workdir=None):
+                 metrics=False, workdir=None, listen=None, log_level="debug"):
         self.host = host
-        self.port = port or free_port(host)
+        self.port = None if listen else (port or free_port(host))
+        self.listen = listen or "%s:%d" % ("[%s]" % host if ":" in host else host, self.port)
         self.metrics_port = free_port() if metrics else None
-        argv = [agent_binary(), "--config", config, "--listen",
-                "%s:%d" % ("[%s]" % host if ":" in host else host, self.port),
-                "--threads", str(threads), "--log-level", "debug"]
+        self._stopped = False
+        argv = [agent_binary(), "--config", config, "--listen", self.listen,
+                "--threads", str(threads), "--log-level", log_level]
         if self.metrics_port:
             argv += ["--metrics", "127.0.0.1:%d" % self.metrics_port]
         argv += list(extra)
         super().__init__(argv, "agent", workdir=workdir)
-        wait_port(host, self.port, proc=self.proc)
+        try:
+            self._wait_ready(30.0 if sanitized() else 10.0)
+        except AssertionError as e:
+            self.stop(check=False)
+            raise AssertionError("%s; agent log:\n%s" % (e, self.log()[-3000:])) from None
 
-    def stop(self, sig=signal.SIGTERM, timeout=10.0):
+    def _wait_ready(self, timeout):
+        """With metrics, /readyz (a plan loaded, listening), which opens no
+        SPOP connection the agent would count; else a connection to it."""
+        deadline = time.monotonic() + timeout
+        while self.metrics_port:
+            assert self.alive(), "agent exited with %s" % self.proc.returncode
+            try:
+                if http_once.request(self.metrics_port, "GET", "/readyz", timeout=1).status == 200:
+                    return
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "agent not ready after %.0fs" % timeout
+            time.sleep(0.05)
+        if self.port:
+            wait_port(self.host, self.port, timeout, proc=self.proc)
+        else:
+            path = self.listen[len("unix:"):]
+            while not os.path.exists(path):
+                assert self.alive() and time.monotonic() < deadline, \
+                    "agent has no socket at %s" % path
+                time.sleep(0.05)
+
+    def stop(self, sig=signal.SIGTERM, timeout=10.0, check=True):
+        """Stops the agent; returns its exit code. check: fail on a
+        sanitizer report in its log."""
+        if self._stopped:
+            return self.proc.returncode
+        self._stopped = True
         rc = super().stop(sig, timeout)
-        report = self.sanitizer_report()
+        report = self.sanitizer_report() if check else None
         if report:
             raise AssertionError("sanitizer report in agent log:\n" + report[-4000:])
         return rc
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()

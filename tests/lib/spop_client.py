@@ -417,11 +417,10 @@ def notify(sid, fid, messages, flags=FIN):
     return encode_frame(NOTIFY, encode_messages(messages), flags=flags, sid=sid, fid=fid)
 
 
-def cutover_message(method, path, host="shop.test", src="127.0.0.1", client=None, rid="r"):
-    """The `cutover` message with every arg HAProxy sends (design contract);
-    None sends NULL."""
-    return ("cutover", [("method", method), ("path", path), ("host", host),
-                        ("src", ipv4(src)), ("client", client), ("id", rid)])
+def cutover_message(method, path, host="shop.test"):
+    """The `cutover` message with every argument haproxy/cutover.spoe sends
+    (docs/contracts.md); None sends NULL."""
+    return ("cutover", [("method", method), ("path", path), ("host", host)])
 
 
 def disconnect(status=0, message="normal", ftype=HAPROXY_DISCONNECT):
@@ -586,11 +585,11 @@ class Session:
 
     def decide(self, method, path):
         """NOTIFY of message `cutover` {method, path}; returns the ACK's variables
-        as {"txn.phase": 3, "txn.backend": "old_query", "proc.phase": 3, ...}.
+        as {"txn.phase": 3, "txn.backend": "old_query", ...}.
         Raises Disconnected when the agent answers with AGENT-DISCONNECT."""
         sid, self.next_sid = self.next_sid, self.next_sid + 1
         if self.full_args:
-            message = cutover_message(method, path, rid="r%d" % sid)
+            message = cutover_message(method, path)
         else:
             message = ("cutover", [("method", string(method)), ("path", string(path))])
         self.conn.send(notify(sid, 1, [message]))

@@ -11,10 +11,10 @@ import struct
 import subprocess
 import time
 
-import pytest
-
+import http_once
 import spop_client as spop
-from conftest import agent_binary, http_get, sample_plan, write_atomic
+from harness import agent_binary
+from system import plan_text as sample_plan, write_atomic
 
 FAMILIES = (
     "cutover_build_info", "cutover_plan_info", "cutover_phase_desired",
@@ -51,6 +51,12 @@ phases:
       nf: { status: 404 }
       plain: a
 """
+
+
+def http_get(port, path, method="GET"):
+    """(status, body text) of one request to the metrics port."""
+    r = http_once.request(port, method, path, timeout=5)
+    return r.status, r.text()
 
 
 def decide(agent, requests):
@@ -303,7 +309,7 @@ def test_listen_unix_serves_and_removes_its_socket(start_agent, workdir):
         assert unix_decide(path, "GET", "/query/api/squids/7")["backend"] == "new_query"
     assert a.scrape().value("cutover_decisions_total", phase="4", route="squids-query",
                             backend="new_query", status="") == 3
-    assert a.stop() == ""
+    assert a.stop() == 0
     assert not os.path.exists(path)
 
 

@@ -106,7 +106,7 @@ class Agent:
 
     def decide(self, method, path, host):
         self.sid += 1
-        msg = spop.cutover_message(method, path, host=host, rid="p%d" % self.sid)
+        msg = spop.cutover_message(method, path, host=host)
         self.conn.send(spop.notify(self.sid, 1, [msg]))
         _, f = self.conn.recv_frame()
         assert f.type == spop.ACK, "agent answered frame type %d" % f.type

@@ -122,7 +122,7 @@ struct want {
 
 static void expect_vars(const struct wire_ack *ack, const struct want *w)
 {
-	unsigned n = 2; /* txn.phase and proc.phase, always */
+	unsigned n = 1; /* txn.phase, always; no proc-scope variable ever */
 
 	expect_string(ack, "backend", w->backend, w->backend ? strlen(w->backend) : 0);
 	expect_string(ack, "path", w->path, w->path ? strlen(w->path) : 0);
@@ -130,7 +130,8 @@ static void expect_vars(const struct wire_ack *ack, const struct want *w)
 	expect_string(ack, "link", w->link, w->link ? strlen(w->link) : 0);
 	expect_int(ack, FRAME_SCOPE_TXN, "phase", CURRENT);
 	expect_int(ack, FRAME_SCOPE_TXN, "status", w->status);
-	expect_int(ack, FRAME_SCOPE_PROC, "phase", CURRENT);
+	for (unsigned i = 0; i < ack->nvars; i++)
+		ck_assert_msg(ack->var[i].scope != FRAME_SCOPE_PROC, "a proc-scope variable");
 	const struct spop_data *dep = wire_var(ack, FRAME_SCOPE_TXN, "deprecated");
 	if (w->deprecated) {
 		ck_assert_msg(dep && dep->type == SPOP_T_BOOL && dep->u.boolean,
@@ -159,7 +160,19 @@ static int backend_index(const char *name)
 	return -1;
 }
 
-/* What the caller counts: indices, never names. */
+static void expect_view(const char *got, size_t got_len, const char *want)
+{
+	if (want == NULL) {
+		ck_assert(got == NULL);
+		return;
+	}
+	ck_assert(got != NULL);
+	ck_assert_uint_eq(got_len, strlen(want));
+	ck_assert(memcmp(got, want, got_len) == 0);
+}
+
+/* What the caller counts: indices, never names; and the decision as sent,
+ * its path or link the bytes written in the ACK. */
 static void expect_indices(const struct answer *a, const struct want *w)
 {
 	ck_assert(a->asked);
@@ -167,6 +180,8 @@ static void expect_indices(const struct answer *a, const struct want *w)
 	ck_assert_int_eq(a->d.route_index, w->route ? route_index(w->route) : -1);
 	ck_assert_int_eq(a->d.backend_index, backend_index(w->backend));
 	ck_assert_uint_eq(a->d.status, w->status);
+	expect_view(a->d.path, a->d.path_len, w->path);
+	expect_view(a->d.link, a->d.link_len, w->link);
 }
 
 /* ---- every action kind ---- */
@@ -238,11 +253,10 @@ START_TEST(no_match_no_default)
 	struct frame f = notify("GET", "/health", 7, NULL);
 
 	decide(no_default, &f, FRAME_AGENT_MAX_SIZE, &a, &ack);
-	ck_assert_uint_eq(ack.nvars, 2); /* the phases only */
+	ck_assert_uint_eq(ack.nvars, 1); /* the phase only */
 	ck_assert(wire_var(&ack, FRAME_SCOPE_TXN, "backend") == NULL);
 	ck_assert(wire_var(&ack, FRAME_SCOPE_TXN, "route") == NULL);
 	ck_assert(wire_var(&ack, FRAME_SCOPE_TXN, "phase") != NULL);
-	ck_assert(wire_var(&ack, FRAME_SCOPE_PROC, "phase") != NULL);
 	ck_assert_int_eq(a.d.route_index, -1);
 	ck_assert_int_eq(a.d.backend_index, -1);
 }
@@ -335,8 +349,7 @@ START_TEST(no_cutover_message)
 		struct frame f = frame_of(&w);
 		decide(plan, &f, FRAME_AGENT_MAX_SIZE, &a, &ack);
 		ck_assert(!a.asked);
-		ck_assert_uint_eq(ack.nvars, 1);
-		expect_int(&ack, FRAME_SCOPE_PROC, "phase", CURRENT);
+		ck_assert_uint_eq(ack.nvars, 0);
 	}
 }
 END_TEST
@@ -428,7 +441,7 @@ static size_t whole_ack_size(const char *path, size_t len)
  * fits is sent whole; one byte less of room gives the 414. */
 START_TEST(over_size_boundary)
 {
-	static const size_t path_len[] = { 160, 16200 };
+	static const size_t path_len[] = { 180, 16200 };
 	const size_t path_over = (size_t)_i; /* 0: exact fit, 1: one byte over */
 	for (size_t k = 0; k < 2; k++) {
 		const char *path = long_path(path_len[k]);
@@ -456,6 +469,28 @@ START_TEST(over_size_boundary)
 			ck_assert_int_eq(a.d.backend_index, -1);
 			ck_assert_uint_eq(a.d.status, 414);
 		}
+	}
+}
+END_TEST
+
+/* An unsafe rewrite is refused (400) whether or not the frame has room for
+ * it: the answer does not depend on max-frame-size. */
+START_TEST(unsafe_rewrite_without_room)
+{
+	static char path[BIG];
+	const size_t len = 16200;
+	static const uint32_t max_frame[] = { FRAME_MIN_MAX_SIZE, FRAME_AGENT_MAX_SIZE };
+
+	memcpy(path, long_path(len), len);
+	memcpy(path + len - 3, "/..", 3);
+	for (size_t k = 0; k < 2; k++) {
+		struct answer a;
+		struct wire_ack ack;
+		struct frame f = notify("GET", path, len, NULL);
+		decide(plan, &f, max_frame[k], &a, &ack);
+		ck_assert(!a.over_size);
+		expect_vars(&ack, &(struct want){ NULL, NULL, "squids-query", 400, true, NULL });
+		ck_assert_int_eq(a.d.backend_index, -1);
 	}
 }
 END_TEST
@@ -581,7 +616,7 @@ START_TEST(rebinding_forgets)
 	ck_assert_uint_eq(wire_var(&ack, FRAME_SCOPE_TXN, "backend")->u.bytes.len, 9);
 	ck_assert(memcmp(wire_var(&ack, FRAME_SCOPE_TXN, "backend")->u.bytes.ptr, "old_query",
 			 9) == 0);
-	ck_assert_int_eq((int64_t)wire_var(&ack, FRAME_SCOPE_PROC, "phase")->u.integer, 1);
+	ck_assert_int_eq((int64_t)wire_var(&ack, FRAME_SCOPE_TXN, "phase")->u.integer, 1);
 }
 END_TEST
 
@@ -651,6 +686,7 @@ static Suite *decide_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_loop_test(tc, over_size_boundary, 0, 2);
 	tcase_add_test(tc, over_size_link);
+	tcase_add_test(tc, unsafe_rewrite_without_room);
 	tcase_add_test(tc, output_room_boundary);
 	tcase_add_test(tc, path_64k);
 	suite_add_tcase(s, tc);

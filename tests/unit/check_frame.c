@@ -510,6 +510,40 @@ START_TEST(build_ack_example)
 }
 END_TEST
 
+/* A string written in place is the same bytes as one set whole, a
+ * 2-byte length (300) included; one byte less of room fails it. */
+START_TEST(build_ack_string_room)
+{
+	static char path[300];
+	static uint8_t whole[400];
+	struct ack_builder b;
+
+	memset(path, 'p', sizeof(path));
+	path[0] = '/';
+	frame_ack_begin(&b, whole, sizeof(whole), 16380, 5, 1);
+	frame_ack_set_string(&b, FRAME_SCOPE_TXN, "backend", "be_app", 6);
+	frame_ack_set_string(&b, FRAME_SCOPE_TXN, "path", path, sizeof(path));
+	ssize_t want = frame_ack_end(&b);
+	ck_assert_int_gt(want, (ssize_t)sizeof(path));
+
+	for (size_t cap = 0; cap <= (size_t)want; cap++) {
+		uint8_t *out = guard_buffer(cap);
+		frame_ack_begin(&b, out, cap, 16380, 5, 1);
+		frame_ack_set_string(&b, FRAME_SCOPE_TXN, "backend", "be_app", 6);
+		char *room = frame_ack_string_room(&b, FRAME_SCOPE_TXN, "path", sizeof(path));
+		if (cap < (size_t)want) {
+			ck_assert(room == NULL);
+			ck_assert_int_eq(frame_ack_end(&b), SPOP_NOSPACE);
+			continue;
+		}
+		ck_assert(room != NULL);
+		memcpy(room, path, sizeof(path));
+		ck_assert_int_eq(frame_ack_end(&b), want);
+		ck_assert_mem_eq(out, whole, (size_t)want);
+	}
+}
+END_TEST
+
 START_TEST(build_ack_empty_and_typed)
 {
 	struct ack_builder b;
@@ -640,6 +674,7 @@ static Suite *frame_suite(void)
 	tcase_add_test(tc, build_agent_hello);
 	tcase_add_test(tc, build_agent_hello_no_caps);
 	tcase_add_test(tc, build_ack_example);
+	tcase_add_test(tc, build_ack_string_room);
 	tcase_add_test(tc, build_ack_empty_and_typed);
 	tcase_add_test(tc, build_agent_disconnect);
 	tcase_add_test(tc, negotiate_size);

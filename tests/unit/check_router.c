@@ -371,6 +371,39 @@ START_TEST(control_bytes_and_space)
 }
 END_TEST
 
+/* With no room to write a rewrite, an unsafe one is still refused (400)
+ * exactly when it is refused with room; a safe one is cut to 414. In phase
+ * 4 the request's tail goes into a path, in phase 10 into a 410's link. */
+START_TEST(refusal_without_room)
+{
+	static const char *const tails[] = {
+		"", "/1", "/..", "/.", "/./x", "/../x", "/%2e%2E/x", "/%2e", "/%2E.", "/...",
+		"/%2", "/%2e%", "/.%2", "/a.", "/.a", "//x", "/x/", "/x//..", "/1\r\n",
+		"/caf\xc3\xa9", "/a b", "/%2e%2e", "/x/%2e%2e", "/x/.%2e/y",
+	};
+	static const int phase_index[] = { 3, 9 };
+	char big[SCRATCH], none[1];
+
+	for (size_t i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
+		char path[64];
+		snprintf(path, sizeof(path), "/query/api/squids%s", tails[i]);
+		for (size_t k = 0; k < 2; k++) {
+			struct decision with = decide_raw(phase_index[k], "GET", path, strlen(path),
+							  big, sizeof(big));
+			struct decision without = decide_raw(phase_index[k], "GET", path,
+							     strlen(path), none, sizeof(none));
+			ck_assert_msg(with.status == 400 ? without.status == 400
+							 : without.status == 414,
+				      "%s in phase index %d: %u with room, %u without", path,
+				      phase_index[k], with.status, without.status);
+			ck_assert_ptr_null(without.backend);
+			ck_assert_ptr_null(without.path);
+			ck_assert_ptr_null(without.link);
+		}
+	}
+}
+END_TEST
+
 START_TEST(long_paths)
 {
 	size_t len = 64 * 1024;
@@ -658,6 +691,7 @@ static Suite *router_suite(void)
 	tcase_add_test(tc, control_bytes_and_space);
 	tcase_add_test(tc, long_paths);
 	tcase_add_test(tc, scratch_boundary);
+	tcase_add_test(tc, refusal_without_room);
 	tcase_add_test(tc, absent_and_empty);
 	suite_add_tcase(s, tc);
 
