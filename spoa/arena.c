@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* arena: bump allocation in malloc'd blocks, released all at once. */
 #include "arena.h"
 

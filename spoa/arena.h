@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* arena: a bump allocator that frees everything at once. A loaded plan and
  * its YAML tree each live in one arena, so no error path can leak. */
 #ifndef CUTOVER_ARENA_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* conn: one HAProxy connection speaking SPOP, on its worker's libev loop.
  *
  * States: WAIT_HELLO (only HAPROXY-HELLO is legal), READY (NOTIFY and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* decide: the SPOE contract of message `cutover`, from one NOTIFY's bytes to
  * its ACK's bytes. Pure: no libev, no I/O, no allocation.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* explain: --check and --explain, in the manner of haproxy -c. Both load the
  * plan exactly as the agent does, so what they print is what it would do. */
 #include "explain.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* explain: the --check and --explain command-line modes, haproxy -c style. */
 #ifndef CUTOVER_EXPLAIN_H
 #define CUTOVER_EXPLAIN_H

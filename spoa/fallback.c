@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fallback: the map of the plan's current phase (format in fallback.h). */
 #include "fallback.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fallback: the plan's current phase compiled into an HAProxy map, so that
  * HAProxy routes exactly as the agent would when no agent answers.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fallback_file: temp file + fsync + rename. */
 #include "fallback_file.h"
 

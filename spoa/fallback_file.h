@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fallback_file: the fallback map written into a directory atomically, so
  * HAProxy, starting or restarting at any moment, reads either the previous
  * map or the new one, whole. No libev. */

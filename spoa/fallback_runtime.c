@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fallback_runtime: the Runtime API conversation (see the header). */
 #include "fallback_runtime.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fallback_runtime: hands the fallback map to a running HAProxy through its
  * admin socket (Runtime API, HAProxy 2.4+), so HAProxy uses the new map at
  * once, without a reload:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fallback_writer: fallback_write_dir and fallback_runtime_push, logged. */
 #include "fallback_writer.h"
 

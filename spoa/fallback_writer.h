@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fallback_writer: the running agent keeps HAProxy's fallback map in step
  * with every plan it accepts (at start and on each accepted reload). Main
  * thread only. */

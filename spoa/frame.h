@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* frame: SPOP frames on top of spop.h. Splits frames off a byte stream,
  * parses HAPROXY-HELLO, NOTIFY and HAPROXY-DISCONNECT into plain structs
  * (views into the caller's buffer), and builds AGENT-HELLO, ACK and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* gate_http: connect, write the request, read to the end, all from libev
  * watchers; any failure ends the request through the same callback. */
 #include "gate_http.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* gate_http: one GET for an HTTP gate, non-blocking on the main loop.
  *
  * Connects to a numeric address, sends "GET path HTTP/1.0", reads the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* gate_judge: an HTTP gate's answer against what the gate expects. The JSON
  * reader walks the text once, skipping what the path does not name; it
  * checks the structure it crosses, not every detail of the grammar (an

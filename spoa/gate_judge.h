@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* gate_judge: whether an HTTP gate's answer lets traffic in, pure.
  *
  * The answer is the raw HTTP/1.x response the gate's GET received, up to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* journal: write + fsync on an O_APPEND file. */
 #include "journal.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* journal: the audit journal, an append-only file of one JSON object per
  * line. Each record is written with one write(2) on an O_APPEND descriptor
  * and fsync'd before journal_append returns, so a record the agent acted on

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* json_out: append-only JSON writer. */
 #include "json_out.h"
 

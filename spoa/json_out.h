@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* json_out: builds one JSON text in a growing buffer, pure. The caller
  * writes the structure (keys, commas, brackets) through these calls; strings
  * are escaped. An allocation failure makes json_out_done return NULL. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* log: leveled records to stderr, one line each, as logfmt (default) or
  * JSON (see log_format.h for the line format). Thread-safe: each line is a
  * single write(2).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* log_format: renders one log record as one line of logfmt or of JSON. Pure:
  * no I/O, no clock, no allocation.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cutover-spoa: command line, first plan, workers, watcher, signals. */
 #include <errno.h>
 #include <ev.h>

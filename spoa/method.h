@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* method: HTTP methods as bits, for a route's `methods:` and a request's
  * method. Pure. */
 #ifndef CUTOVER_METHOD_H

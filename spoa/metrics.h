@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* metrics: the agent's counters and their Prometheus text.
  *
  * Each worker owns one struct metrics_worker and is its only writer:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pattern: parsing of path patterns and rewrite templates. */
 #include "pattern.h"
 

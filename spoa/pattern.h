@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pattern: the path patterns and templates of a plan, parsed.
  *
  * A pattern is '/'-separated segments, each a literal or a capture "{name}"

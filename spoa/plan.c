@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* plan: the load step (the loader builds and validates, the router
  * compiles the routes) and what the rest of the agent may read of a plan. */
 #include "plan.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* plan: the migration plan, loaded from YAML into an immutable, validated,
  * compiled object. Loading is two steps, one way: plan_loader.h builds and
  * validates, router.h compiles the routes. Pure: no libev, no logging

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* plan_loader: YAML (through yamltree) into a validated plan.
  *
  * The loader walks the tree in a fixed order (backends, default_backend,

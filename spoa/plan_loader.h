@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* plan_loader: builds a plan from YAML and validates it, for plan_load()
  * (plan.h). It knows nothing of the router: the caller passes what checks
  * the routes (router_compile), which the loader runs once the routes are

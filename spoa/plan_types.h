@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* plan_types: the layout of a plan, shared by plan_loader.c, which builds it
  * from YAML, and router.c, which compiles its routes into plan->root and
  * reads it per request; plan.c runs one then the other. Depends on nothing

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* router: a segment trie compiled from the plan's routes, and decisions.
  *
  * Each trie node stands for a sequence of path segments. Its children are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* router: routing decisions from a compiled plan.
  *
  * Pure: no I/O, no libev, no allocation when deciding. A plan (see plan.h)

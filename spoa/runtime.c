@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* runtime: the plan in force, shared by every thread.
  *
  * Each published plan lives in a snapshot that counts its references: one

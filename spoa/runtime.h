@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* runtime: the plan in force, shared by every thread.
  *
  * The watcher (main thread) publishes; worker threads take their own

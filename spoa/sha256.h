@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sha256: the SHA-256 digest (FIPS 180-4) of a byte string. Pure. Used to
  * name a plan by its content: two agents serving the same file report the
  * same hash. */

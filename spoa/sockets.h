@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sockets: listening addresses and sockets, shared by the SPOP listener
  * (worker.c) and the metrics port (status_http.c). */
 #ifndef CUTOVER_SOCKETS_H

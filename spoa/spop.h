@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* spop: pure SPOP 2.0 primitives (HAProxy's varint, typed data, KV lists).
  *
  * Every decoder takes a cursor *p and a bound end, never reads at or past

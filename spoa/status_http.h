@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* status_http: the metrics port, a tiny HTTP/1.0 responder on the main
  * thread's loop. GET /metrics (Prometheus text, metrics.h), /healthz (the
  * process answers), /readyz (200 once a plan is loaded and the SPOP

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* stepper: the effective phase, its gates, its journal and its state file.
  *
  * The stepper keeps the bytes of the file version in force and a private

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* stepper: moves the live (effective) phase towards the phase the plan
  * file asks for (desired), one phase at a time, on the main loop.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* steps: which phase comes next and which doors a move crosses. */
 #include "steps.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* steps: the rules of moving the live phase, pure (no I/O, no clock).
  *
  * The plan file says where the operator wants to be (the desired phase);

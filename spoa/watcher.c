@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* watcher: reloads the plan file when it changes, keeping the last good plan.
  *
  * A change is any difference in the file's signature: device, inode, size,

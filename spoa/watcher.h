@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* watcher: reloads the plan file when it changes, keeping the last good plan.
  *
  * Runs on the main thread's loop. Notices in-place writes, rename-over,

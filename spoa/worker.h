@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* worker: N threads, each with its own ev_loop and its own SO_REUSEPORT
  * listening socket on the same address; the kernel spreads connections over
  * them. The main thread only ever touches a worker through ev_async_send.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* yamltree: libyaml events folded into a bounded node tree. */
 #include "yamltree.h"
 

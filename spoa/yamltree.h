@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* yamltree: a YAML document read with libyaml into a small tree of scalars,
  * sequences and mappings, each node with its 1-based line and column.
  * Refuses what a plan never needs: aliases, anchors, tags, several

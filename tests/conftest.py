@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """pytest setup shared by every Python suite under tests/.
 
 Puts tests/lib (process helpers, the SPOP client, the sample plan's

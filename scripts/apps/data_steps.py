@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Does the sample shop's data steps from the agents' effective phase.
 
   data_steps.py --old OLD.db --new NEW.db --agents HOST:PORT[,HOST:PORT...]

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Bounded load generator for the sample shop, used by the e2e and faults tests.
 
   load.py --url http://127.0.0.1:8080 --rate 300 --duration 30 [--clients 8]

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Replicates the sample shop between its OLD and NEW databases.
 
   replicator.py --old OLD.db --new NEW.db [--interval 0.05] [--pidfile FILE]

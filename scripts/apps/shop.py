@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """The sample shop: one of its four apps, an HTTP/1.1 JSON service on SQLite.
 
   shop.py --role old-query|old-command|new-query|new-command|old-api|new-api|admin

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The sample shop's storage: one SQLite file per side, shared by its apps and
 the replicator.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """One HTTP/1.1 request on a fresh connection, closed after the answer.
 
 Shared by scripts/walk, the benchmark and the Python test suites: they all

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The plan file's top-level `phase:` line: read it and set it.
 
 Shared by scripts/walk, the benchmark and the Python test suites, so that

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Sourced by scripts/demo, scripts/test and scripts/bench: installs the Debian
 # packages cutover needs when they are missing, then builds.
 #   cutover_setup_packages      apt-get install what is missing

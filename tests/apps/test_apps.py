@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Self-test of the sample shop (scripts/apps), without HAProxy: the four apps
 (and the second plan's three), the replicator and the load generator, on free
 loopback ports and temp dbs."""

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* spop-load: a SPOP load generator for scripts/bench.
  *
  * It plays HAProxy's part: M connections, each sends a HAPROXY-HELLO offering

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* spop_wire: the SPOP codec of spop-load (see spop_wire.h). */
 #include "spop_wire.h"
 

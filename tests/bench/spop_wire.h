@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* spop_wire: the SPOP codec of spop-load, written from docs/spop.md
  * alone (it shares no code with the agent). Encoders write through a bounded
  * writer; parsers take one complete frame (without its 4-byte length) and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fixtures of the black-box suite: the real cutover-spoa binary on loopback.
 
 `agent(phase=1, threads=2, **options)` starts the agent (harness.Agent's

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Black-box tests of cutover-spoa: the real binary, real sockets, an independent client.
 
 A pytest suite (`/usr/bin/python3 -m pytest tests/blackbox`). The selftest_*

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """End-to-end tests: the real agent, Debian's HAProxy with haproxy/haproxy.cfg,
 the sample apps on SQLite, all on free loopback ports.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """End to end on the second plan, conf/examples/squid-api/plan.yaml: one API
 without the /query /command split (reads and writes told apart by method), a
 mid-path rewrite, a host route, a default backend, phases 10 to 60 with a 410

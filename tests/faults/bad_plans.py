@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Generates bad edits of a good plan file, for the live bad-plan case.
 
 bad_edits(text) yields (kind, description, content) where content is the new

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Turns the FIGURES lines of a faults run into docs/reliability.md's table.
 
   CUTOVER_FAULTS_FIGURES=run.jsonl /usr/bin/python3 -m pytest tests/faults

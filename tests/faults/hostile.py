@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Hostile SPOP peers for the fault tests. Every loop is bounded in count and
 in time; every socket is closed by its owner.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Faults suite: restarts, crashes, all agents down, bad plans
 applied live, hostile SPOP peers, security properties and a valgrind run.
 

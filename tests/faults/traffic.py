@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Steady load through a system.System's HAProxy: scripts/apps/load.py (reads and
 writes of the OLD API, every request judged, every acknowledged write
 verified at the end against the NEW query app), run as a child process."""

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: decide_notify, the code conn.c runs for every NOTIFY,
  * over arbitrary payload bytes against the sample-shaped fixture plan
  * (tests/unit/decide/plan.yaml), through one decider kept across inputs

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: the frame decoders over arbitrary bytes, driven the way
  * conn.c drives them. Frames are split off the input one after the other; a
  * HELLO negotiates the size the next frames are held to; every accepted

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: the plan loader over arbitrary bytes. Any plan it
  * accepts is then asked a few decisions in every phase, so the compiled
  * router is exercised too. Leaks, over-reads and UB are findings. */

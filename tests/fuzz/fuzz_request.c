@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: the request side of the decision path. The input
  * describes a small plan (routes with literal segments, mid-path and tail
  * captures, method splits, hosts; actions with rewrites, deprecation, 404 and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The processes a Python suite starts: any child (Proc) and the agent under
 test (Agent), each with its output in a log file and stopped by its PID,
 never by name. The suites run under pytest (tests/conftest.py); this module

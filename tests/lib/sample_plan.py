@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What the sample plan (conf/cutover.yaml) does with a request in each of
 its phases 1-12: the routing table of docs/contracts.md, written out here
 independently of the plan file and of the agent, so that the suites can

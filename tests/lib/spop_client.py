@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """An independent SPOP 2.0 client for black-box tests of cutover-spoa.
 
 Written from docs/spop.md only; it shares no code with the agent, so an

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The whole system on free loopback ports: the four sample apps on their
 OLD and NEW databases (and optionally the replicator), agents on a private
 copy of the sample plan, and Debian's HAProxy with haproxy/haproxy.cfg,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fixtures for the metrics suite: a cutover-spoa (harness.Agent, through the
 shared start_agent fixture of tests/conftest.py) started with a plan of the
 case's own and its metrics port, its /metrics page parsed, and the

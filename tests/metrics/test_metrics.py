@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Every family cutover-spoa advertises on /metrics, moved by traffic from the
 independent SPOP client (tests/lib/spop_client.py) and read back exactly; the
 page checked with promtool; /healthz, /readyz, /version; --listen unix:."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fixtures of the observability suite: tests/observability/prom.py on the
 import path (next to tests/lib, which tests/conftest.py adds)."""
 import os

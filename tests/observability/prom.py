@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Debian's Prometheus on a free loopback port, for the observability suite:
 a generated config that scrapes the agents' metrics ports (job "cutover")
 and HAProxy's exporter (job "haproxy") every 500 ms, loads the repository's

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """scripts/fleet against a fleet on loopback: six agents sharing one plan
 file, behind three HAProxy processes (two agents each, as haproxy.cfg
 names them). Two layouts of the shared file, each a fleet of its own:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A real Prometheus (Debian's) scrapes both agents and HAProxy's exporter
 every 500 ms while the whole system (tests/lib/system.py) walks the sample
 plan 1 -> 4 -> 6 -> 8 under light bounded load (scripts/apps/load.py), then

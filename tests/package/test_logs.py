@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Black-box check of the agent's log lines: a real agent is started on a
 copy of the sample plan, edited, sent SIGHUP and given a bad plan; every line
 it writes must parse, in logfmt (the default) and with --log-format json,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fixtures of the parity suite: the agent binary, HAProxy, and one stub app.
 
 Run from the source root with Debian's Python (it has pytest):

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Random plans and requests for the parity suite, from a seeded random.Random.
 
 A plan has overlapping literal prefixes (squids, squidsfoo, squids-archive),

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Parity: with no agent reachable, HAProxy routes every request exactly as
 the agent would.
 

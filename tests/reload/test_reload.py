@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Live reload of the plan file, against the real cutover-spoa binary.
 
 Each case starts the agent on a private copy of conf/cutover.yaml, changes the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """scripts/apps/data_steps.py, the demo's data steps: the replicator runs
 exactly while some agent's effective phase is in [2, 7), whatever moved it,
 and GET /replication answers the sample plan's gates. The agents are stand-ins

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Hand edits of the sample plan's `phase:` line through the whole system
 (apps, two agents with state and journals, data_steps.py, HAProxy), under
 load.py's reads and writes: the agents keep the migration safe whatever the

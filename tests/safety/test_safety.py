@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The agent keeps the migration safe however the plan file is edited: one-way
 doors, gates, desired vs effective phase, the audit journal and the state file
 (docs/plan.md, "Doors and gates"), against the real cutover-spoa binary.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Check tests for decide.c: NOTIFY bytes in, ACK bytes out, against the
  * fixture plans of tests/unit/decide/ (never conf/cutover.yaml). Every ACK is
  * decoded back with the frame and spop decoders and its variables compared

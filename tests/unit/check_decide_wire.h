@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* check_decide_wire: what check_decide and fuzz_decide need to play HAProxy's
  * side: a NOTIFY payload writer and an ACK reader, both on the project's
  * spop.h and frame.h codecs. The reader refuses anything but one whole ACK

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Check tests for the fallback compiler (fallback.c, fallback_file.c): the
  * map's exact text for a fixture with every kind of entry, the sample plan's
  * order of precedence at one phase, and the atomic write. What HAProxy does

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Check tests for frame.c: the example frames of docs/spop.md byte for byte, every
  * truncation point, and corrupted frames. Inputs end at a guard page. */
 #include <check.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Check tests for the log line formatter (log_format.c): the fixed keys and
  * their order, bare and quoted logfmt values, every escape in both formats,
  * invalid UTF-8, numbers, and cutting an overlong line. */

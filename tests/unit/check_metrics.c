@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Check tests for metrics.c: decisions counted per plan and folded into
  * name-keyed totals on a swap, the totals' cap and the overflow series, the
  * histogram's buckets, and the facts pushed by the main thread, all read

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Check tests for the plan loader (plan.c) and the --check / --explain modes
  * built on it (explain.c): the sample plan, valid plans, the table of invalid
  * plans in tests/unit/plans/ (each file's first line is

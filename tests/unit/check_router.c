@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Check tests for the router (router.c) against the sample plan: every cell
  * of docs/contracts.md's routing table, in every phase, for every path family, for
  * reads and writes; then hostile paths, specificity, methods, hosts, and

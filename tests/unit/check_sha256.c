@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Check tests for sha256.c: the FIPS 180-4 examples, the padding boundaries
  * (a tail of 55, 56, 63 and 64 bytes needs one or two final blocks) and a
  * million bytes. Inputs end at a guard page, so any over-read faults. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Check tests for spop.c: varints (the table of docs/spop.md), typed data, KV items.
  * Inputs end at a guard page, so any over-read faults. */
 #include <check.h>

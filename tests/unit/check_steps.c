@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Check tests for the pure rules of moving the live phase (steps.c) and for
  * judging an HTTP gate's answer (gate_judge.c). Runs from the source root. */
 #include <check.h>

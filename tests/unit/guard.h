@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* guard: test inputs and outputs that end exactly at an inaccessible page, so
  * a one-byte over-read or over-write faults even without ASan. */
 #ifndef CUTOVER_TEST_GUARD_H

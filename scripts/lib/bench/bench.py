@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """The body of scripts/bench (read its header first).
 
 Three measurements, each alternating its variants round after round (A B C,

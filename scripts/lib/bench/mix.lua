@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 -- wrk script of scripts/bench: cycles through the requests of a mix file
 -- (METHOD PATH HOST CLIENT per line, "-" for an absent header), given after
 -- "--" on wrk's command line.

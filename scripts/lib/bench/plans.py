@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Plans of N routes for scripts/bench, in conf/cutover.yaml's schema
 (docs/plan.md), and the requests that exercise them.
 
