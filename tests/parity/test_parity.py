@@ -134,13 +134,21 @@ def haproxy_config(configured, stub_port):
 class HAProxy:
     def __init__(self, binary, workdir, cfg_text, fallback_dir, stub_port):
         self.port = free_port()
+        # Agent addresses where nothing can listen while this HAProxy runs:
+        # ports held bound, never listening, so connecting is refused and no
+        # other process (a later agent) can take them.
+        self.dead = []
+        for _ in range(2):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            self.dead.append(sock)
         cfg = os.path.join(workdir, "haproxy.cfg")
         with open(cfg, "w") as f:
             f.write(cfg_text)
         env = dict(os.environ,
                    CUTOVER_HTTP_BIND="127.0.0.1:%d" % self.port,
-                   CUTOVER_AGENT1="127.0.0.1:%d" % free_port(),  # nothing listens
-                   CUTOVER_AGENT2="127.0.0.1:%d" % free_port(),
+                   CUTOVER_AGENT1="127.0.0.1:%d" % self.dead[0].getsockname()[1],
+                   CUTOVER_AGENT2="127.0.0.1:%d" % self.dead[1].getsockname()[1],
                    CUTOVER_DEFAULT_APP="127.0.0.1:%d" % stub_port,
                    CUTOVER_SPOE_CONF=os.path.join(ROOT, "haproxy", "cutover.spoe"),
                    CUTOVER_STATS_SOCKET=os.path.join(workdir, "haproxy.sock"),
@@ -198,6 +206,8 @@ class HAProxy:
     def close(self):
         stop(self.proc)
         self.log.close()
+        for sock in self.dead:
+            sock.close()
 
 
 def expected_decision(v):
