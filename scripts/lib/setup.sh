@@ -16,7 +16,7 @@ cutover_setup_packages() {
 	done
 	# python3 may come from elsewhere on PATH (pyenv); it only has to run.
 	if command -v python3 >/dev/null 2>&1; then
-		missing=$(echo "$missing" | sed 's/ python3\b//')
+		missing=$(echo "$missing " | sed 's/ python3 / /; s/ $//')
 	fi
 	[ -z "$missing" ] && return 0
 	echo "setup: installing$missing" >&2
