@@ -13,6 +13,17 @@ static void take_string(const struct spop_data *v, const char **s, size_t *len)
 	*len = v->u.bytes.len;
 }
 
+static void take_address(const struct spop_data *v, struct route_request *req)
+{
+	if (v->type == SPOP_T_IPV4) {
+		req->src_family = 4;
+		memcpy(req->src, v->u.ipv4, 4);
+	} else if (v->type == SPOP_T_IPV6) {
+		req->src_family = 6;
+		memcpy(req->src, v->u.ipv6, 16);
+	}
+}
+
 static void take_arg(struct answer *a, struct spop_bytes name, const struct spop_data *v)
 {
 	if (spop_bytes_eq(name, "method"))
@@ -21,6 +32,12 @@ static void take_arg(struct answer *a, struct spop_bytes name, const struct spop
 		take_string(v, &a->req.path, &a->req.path_len);
 	else if (spop_bytes_eq(name, "host"))
 		take_string(v, &a->req.host, &a->req.host_len);
+	else if (spop_bytes_eq(name, "client"))
+		take_string(v, &a->req.client, &a->req.client_len);
+	else if (spop_bytes_eq(name, "side"))
+		take_string(v, &a->req.side, &a->req.side_len);
+	else if (spop_bytes_eq(name, "src"))
+		take_address(v, &a->req);
 }
 
 /* One pass over every message: validates the payload as frame_parse_notify

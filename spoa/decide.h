@@ -3,8 +3,9 @@
  * its ACK's bytes. Pure: no libev, no I/O, no allocation.
  *
  * The NOTIFY is decoded once. Message `cutover` gives the request: its
- * arguments `method`, `path` and `host` (STRING; any other type counts as
- * absent); other arguments and other messages are ignored (the first
+ * arguments `method`, `path`, `host`, `client` (the plan's client header)
+ * and `side` (X-Cutover-Side), STRING, and `src` (IPV4 or IPV6); any other
+ * type counts as absent; other arguments and other messages are ignored (the first
  * `cutover` message counts). The ACK sets, for a decision:
  *   txn.cutover.backend  STRING  backend to use (absent: none)
  *   txn.cutover.path     STRING  rewritten path (absent: not rewritten)

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* plan_loader: YAML (through yamltree) into a validated plan.
  *
- * The loader walks the tree in a fixed order (backends, default_backend,
- * routes, phases, phase, override) and stops at the first error, which it reports as
+ * The loader walks the tree in a fixed order (clients, backends,
+ * default_backend, routes, phases, phase, override) and stops at the first error, which it reports as
  * "file:line:column: reason". Everything the plan keeps lives in its arena,
  * the tree in a second arena released before returning, so no error path
  * can leak. */
@@ -770,6 +770,50 @@ static bool load_override(struct loader *l, const struct ynode *n)
 	return true;
 }
 
+/* An HTTP header name (RFC 9110 token): it names what HAProxy sends. */
+static bool header_name_ok(const char *s, size_t len)
+{
+	static const char extra[] = "!#$%&'*+-.^_`|~";
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (!(c >= '0' && c <= '9') && !((c | 0x20) >= 'a' && (c | 0x20) <= 'z') &&
+		    (c == '\0' || !strchr(extra, c)))
+			return false;
+	}
+	return len > 0;
+}
+
+/* clients: { key: <header name> | src, salt: <string>, track: <count> } */
+static bool load_clients(struct loader *l, const struct ynode *n)
+{
+	struct plan_clients *c = &l->plan->clients;
+	struct field f[] = { { .key = "key" }, { .key = "salt" }, { .key = "track" } };
+
+	c->salt = "";
+	c->track = PLAN_DEFAULT_TRACKED_CLIENTS;
+	if (!n)
+		return true;
+	if (!read_fields(l, n, "clients", f, 3) || !require(l, n, "clients", &f[0]) ||
+	    !read_string(l, f[0].value, "key", PLAN_MAX_NAME, &c->header))
+		return false;
+	if (is(f[0].value, "src")) {
+		c->key = CLIENT_KEY_SRC;
+		c->header = NULL;
+	} else if (header_name_ok(c->header, f[0].value->len)) {
+		c->key = CLIENT_KEY_HEADER;
+	} else {
+		return fail(l, f[0].value, "bad key '%s': a header name or src", SHOW(f[0].value));
+	}
+	if (f[1].value && !read_string(l, f[1].value, "salt", PLAN_MAX_SALT, &c->salt))
+		return false;
+	if (f[2].value && !read_number(l, f[2].value, "track", PLAN_MAX_TRACKED_CLIENTS, &c->track))
+		return false;
+	if (c->track == 0)
+		return fail(l, f[2].value, "'track' must be at least 1");
+	return true;
+}
+
 static bool load_current(struct loader *l, const struct ynode *n)
 {
 	char buf[PLAN_MAX_NAME + 1];
@@ -792,18 +836,19 @@ static bool load_root(struct loader *l, const struct ynode *root)
 {
 	struct field f[] = { { .key = "phase" }, { .key = "backends" },
 			     { .key = "default_backend" }, { .key = "routes" }, { .key = "phases" },
-			     { .key = "override" } };
+			     { .key = "override" }, { .key = "clients" } };
 
 	if (!root)
 		return fail(l, NULL, "the plan is empty");
 	if (root->kind != YNODE_MAPPING)
 		return fail(l, root, "the plan must be a mapping");
-	if (!read_fields(l, root, "the plan", f, 6))
+	if (!read_fields(l, root, "the plan", f, 7))
 		return false;
 	for (size_t i = 0; i < 5; i++)
 		if (i != 2 && !require(l, root, "the plan", &f[i]))
 			return false;
-	return load_backends(l, f[1].value, f[2].value) && load_routes(l, f[3].value) &&
+	return load_clients(l, f[6].value) &&
+	       load_backends(l, f[1].value, f[2].value) && load_routes(l, f[3].value) &&
 	       load_phases(l, f[4].value) && load_current(l, f[0].value) &&
 	       load_override(l, f[5].value);
 }

@@ -61,6 +61,20 @@ struct phase {
 	const struct plan_gate *gates;
 };
 
+/* The plan's `clients` block: who a client is (client_key.h). */
+enum client_key_kind { CLIENT_KEY_NONE, CLIENT_KEY_HEADER, CLIENT_KEY_SRC };
+
+#define PLAN_MAX_SALT 128
+#define PLAN_MAX_TRACKED_CLIENTS 10000
+#define PLAN_DEFAULT_TRACKED_CLIENTS 100
+
+struct plan_clients {
+	enum client_key_kind key;    /* NONE: the plan has no clients block */
+	const char *header;          /* KEY_HEADER: its name as written */
+	const char *salt;            /* "" when absent */
+	unsigned track;              /* clients counted by name, the rest as other */
+};
+
 struct trie_node;
 
 struct plan {
@@ -77,6 +91,7 @@ struct plan {
 	int nbackends;
 	const char **backends;
 	int default_backend;         /* -1: none */
+	struct plan_clients clients;
 	const struct trie_node *root; /* router_compile()'s; NULL until then */
 	char hash[SHA256_HEX_SIZE];   /* of the file's bytes, set by plan_load */
 };

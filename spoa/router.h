@@ -30,6 +30,12 @@ struct route_request {
 	size_t path_len;
 	const char *host; /* may be NULL */
 	size_t host_len;
+	const char *client; /* the client header's value (argument `client`); may be NULL */
+	size_t client_len;
+	const char *side; /* X-Cutover-Side's value (argument `side`); may be NULL */
+	size_t side_len;
+	int src_family;   /* 4, 6, or 0: no source address (argument `src`) */
+	unsigned char src[16]; /* network order; 4 bytes for IPv4 */
 };
 
 struct decision {
