@@ -111,18 +111,32 @@ const char *plan_override_reason(const struct plan *plan)
 	return plan->override_reason;
 }
 
+static int action_text(const struct plan *plan, const struct action *a, char *buf, size_t len)
+{
+	if (a->kind == ACTION_BACKEND)
+		return snprintf(buf, len, "backend %s%s%s%s", plan->backends[a->backend],
+				a->tpl ? ", rewrite " : "", a->tpl ? a->tpl->text : "",
+				a->deprecated ? ", deprecated" : "");
+	return snprintf(buf, len, "status %u%s%s", a->status, a->tpl ? ", link " : "",
+			a->tpl ? a->tpl->text : "");
+}
+
 void plan_route_action_text(const struct plan *plan, int phase, int route, char *buf,
 			    size_t len)
 {
 	const struct action *a = plan->phases[phase].action[route];
+	int n = action_text(plan, a, buf, len);
 
-	if (a->kind == ACTION_BACKEND)
-		snprintf(buf, len, "backend %s%s%s%s", plan->backends[a->backend],
-			 a->tpl ? ", rewrite " : "", a->tpl ? a->tpl->text : "",
-			 a->deprecated ? ", deprecated" : "");
-	else
-		snprintf(buf, len, "status %u%s%s", a->status, a->tpl ? ", link " : "",
-			 a->tpl ? a->tpl->text : "");
+	if (!a->percent || n < 0 || (size_t)n >= len)
+		return;
+	n += snprintf(buf + n, len - (size_t)n, ", for %u%% of clients; the others: ", a->percent);
+	if ((size_t)n < len)
+		action_text(plan, a->base, buf + n, len - (size_t)n);
+}
+
+unsigned plan_route_percent(const struct plan *plan, int phase, int route)
+{
+	return plan->phases[phase].action[route]->percent;
 }
 
 int plan_phase_count(const struct plan *plan)
@@ -182,7 +196,16 @@ const char *plan_hash(const struct plan *plan)
 
 int plan_route_backend(const struct plan *plan, int phase, int route, unsigned *status)
 {
+	return plan_route_side_backend(plan, phase, route, false, status);
+}
+
+int plan_route_side_backend(const struct plan *plan, int phase, int route, bool old,
+			    unsigned *status)
+{
 	const struct action *a = plan->phases[phase].action[route];
+
+	if (old && a->percent)
+		a = a->base;
 
 	*status = a->kind == ACTION_STATUS ? a->status : 0;
 	return a->kind == ACTION_BACKEND ? a->backend : -1;

@@ -94,9 +94,18 @@ int plan_default_backend_index(const struct plan *plan);
 /* What route does in the phase at index phase: the backend's index, or -1
  * with the status the proxy answers (404, 410) in *status (0 otherwise). */
 int plan_route_backend(const struct plan *plan, int phase, int route, unsigned *status);
+/* The same for a side of a split route: old, the action its other clients
+ * keep (for an unsplit route, both sides are its one action). */
+int plan_route_side_backend(const struct plan *plan, int phase, int route, bool old,
+			    unsigned *status);
+/* The share of clients (1..99) route sends to its phase's action while the
+ * others keep the one before (docs/plan.md, "Progressive shift"); 0: no
+ * split, every client takes the action. */
+unsigned plan_route_percent(const struct plan *plan, int phase, int route);
 
 /* What route does in phase, in words ("backend new_query, rewrite
- * /v2{rest}", "status 410, link /v2{rest}"), for the journal. */
+ * /v2{rest}", "status 410, link /v2{rest}"; a split one adds ", for 10% of
+ * clients; the others: backend old_query"), for the journal. */
 void plan_route_action_text(const struct plan *plan, int phase, int route, char *buf,
 			    size_t len);
 

@@ -411,17 +411,30 @@ static bool load_template(struct loader *l, const struct ynode *n, const char *w
 	return true;
 }
 
+/* percent: 1..99 of the clients (absent: every client, percent 0). */
+static bool load_percent(struct loader *l, const struct ynode *n, struct action *a)
+{
+	if (!n)
+		return true;
+	if (!read_number(l, n, "percent", 100, &a->percent))
+		return false;
+	if (a->percent < 1 || a->percent > 99)
+		return fail(l, n, "'percent' must be 1 to 99 (leave it out for every client)");
+	return true;
+}
+
 /* A route's action in a phase: a backend name, or a mapping. */
 static bool load_action(struct loader *l, const struct ynode *n, const struct route *r,
 			struct action *a)
 {
 	const struct plan *p = l->plan;
 	struct field f[] = { { .key = "backend" }, { .key = "rewrite" },
-			     { .key = "deprecated" }, { .key = "status" }, { .key = "link" } };
+			     { .key = "deprecated" }, { .key = "status" }, { .key = "link" },
+			     { .key = "percent" } };
 	const struct ynode *backend = n;
 
 	if (n->kind != YNODE_SCALAR) {
-		if (!read_fields(l, n, "route action", f, 5))
+		if (!read_fields(l, n, "route action", f, 6) || !load_percent(l, f[5].value, a))
 			return false;
 		if (f[0].value && f[3].value)
 			return fail(l, f[3].key_node, "'backend' and 'status' exclude each other");
@@ -456,12 +469,41 @@ static bool load_action(struct loader *l, const struct ynode *n, const struct ro
 	return !f[4].value || load_template(l, f[4].value, "link", r, &a->tpl);
 }
 
-static bool same_action(const struct action *a, const struct action *b)
+/* The same request handling, whatever the share of clients. */
+static bool same_handling(const struct action *a, const struct action *b)
 {
 	if (a->kind != b->kind || a->backend != b->backend || a->deprecated != b->deprecated ||
 	    a->status != b->status || !a->tpl != !b->tpl)
 		return false;
 	return !a->tpl || strcmp(a->tpl->text, b->tpl->text) == 0;
+}
+
+static bool same_action(const struct action *a, const struct action *b)
+{
+	return a->percent == b->percent && same_handling(a, b);
+}
+
+/* A split action's base: the route's last unsplit action before it, which
+ * the clients outside its share keep; it must differ from the split one. */
+static bool split_base(struct loader *l, const struct ynode *at, int route,
+		       const struct phase *prev, struct action *a)
+{
+	const struct plan *p = l->plan;
+
+	if (!a->percent)
+		return true;
+	if (p->clients.key == CLIENT_KEY_NONE)
+		return fail(l, at, "'percent' needs the plan's 'clients' block: it says who "
+			    "a client is");
+	if (!prev)
+		return fail(l, at, "'percent' needs a phase before it: the other clients keep "
+			    "the route's action there");
+	a->base = prev->action[route]->percent ? prev->action[route]->base
+					       : prev->action[route];
+	if (same_handling(a, a->base))
+		return fail(l, at, "route '%s' with 'percent' does what its other clients "
+			    "already do (its action before the split)", p->routes[route].name);
+	return true;
 }
 
 
@@ -685,7 +727,8 @@ static bool load_phase(struct loader *l, const struct ynode *n, int index)
 			a = arena_alloc(&p->arena, sizeof(*a));
 			if (!a)
 				return fail(l, k, "out of memory");
-			if (!load_action(l, k->next, &p->routes[r], a))
+			if (!load_action(l, k->next, &p->routes[r], a) ||
+			    !split_base(l, value_of(k->next, "percent"), r, prev, a))
 				return false;
 			if (prev && same_action(a, prev->action[r]))
 				return fail(l, k->next, "route '%s' does the same as in phase %u; "

@@ -49,6 +49,11 @@ struct action {
 	bool deprecated;
 	unsigned status;             /* ACTION_STATUS: 404 or 410 */
 	const struct template *tpl;  /* rewrite (backend) or link (410); may be NULL */
+	/* Progressive shift: 1..99, the share of clients that take this action;
+	 * the others take base, the route's last unsplit action before. 0: no
+	 * split, every client takes it (base NULL). */
+	unsigned percent;
+	const struct action *base;
 };
 
 struct phase {

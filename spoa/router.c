@@ -14,6 +14,7 @@
 
 #include "method.h"
 #include "plan_types.h"
+#include "shift.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -449,6 +450,21 @@ void router_refuse(struct decision *d, unsigned status)
 	d->path_len = d->link_len = 0;
 }
 
+/* The action req's client takes on a route split at a->percent; the side
+ * recorded in d. */
+static const struct action *split_side(const struct plan *plan, const struct route_request *req,
+				       const struct action *a, struct decision *d)
+{
+	struct shift_place at;
+
+	shift_place(&plan->clients, req, a->percent, &at);
+	d->side = at.side;
+	d->percent = a->percent;
+	d->bucket = at.bucket;
+	d->forced = at.forced;
+	return at.side == SIDE_NEW ? a : a->base;
+}
+
 void router_match(const struct plan *plan, int phase_index, const struct route_request *req,
 		  struct decision *out, struct rewrite *rw)
 {
@@ -461,7 +477,7 @@ void router_match(const struct plan *plan, int phase_index, const struct route_r
 	ph = &plan->phases[phase_index];
 	*out = (struct decision){ .phase = ph->number, .phase_name = ph->name,
 				  .phase_index = phase_index, .route_index = -1,
-				  .backend_index = -1 };
+				  .backend_index = -1, .bucket = -1 };
 	rw->tpl = NULL; /* segment[] is written before it is read */
 	w.route = -1;
 	if (req->path && req->path_len > 0 && req->path[0] == '/') {
@@ -481,6 +497,8 @@ void router_match(const struct plan *plan, int phase_index, const struct route_r
 		return;
 	}
 	a = ph->action[w.route];
+	if (a->percent)
+		a = split_side(plan, req, a, out);
 	out->route_index = w.route;
 	out->route = plan->routes[w.route].name;
 	if (a->kind == ACTION_BACKEND) {

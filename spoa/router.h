@@ -38,6 +38,9 @@ struct route_request {
 	unsigned char src[16]; /* network order; 4 bytes for IPv4 */
 };
 
+/* The side of a progressive shift a decision took (shift.h). */
+enum split_side { SIDE_NONE, SIDE_NEW, SIDE_OLD };
+
 struct decision {
 	unsigned phase;          /* number of the phase the decision was made in */
 	const char *phase_name;  /* NUL-terminated, owned by the plan */
@@ -56,6 +59,13 @@ struct decision {
 	size_t path_len;
 	const char *link;        /* successor path for a 410, where it was written */
 	size_t link_len;
+	/* A route split between clients in this phase (docs/plan.md, "Progressive
+	 * shift"): SIDE_NONE when it is not; else the side taken, the phase's
+	 * action (new) or the one the other clients keep (old). */
+	enum split_side side;
+	unsigned percent;        /* split: the share of clients on the new side */
+	int bucket;              /* split: the client's bucket (shift.h), -1: no key */
+	bool forced;             /* split: the side came from X-Cutover-Side */
 };
 
 /* The rewrite a matched decision still has to write: the action's template
