@@ -197,6 +197,9 @@ int fallback_write_map(const struct plan *plan, FILE *out)
 		const struct route *r = &plan->routes[order[k].route];
 		const struct action *a = ph->action[order[k].route];
 
+		if (a->percent) /* the map cannot hash clients: all keep the old side */
+			a = a->base;
+
 		put_key(out, r, a->tpl);
 		fprintf(out, " %u|%s|", ph->number, r->name);
 		if (a->kind == ACTION_BACKEND)

@@ -23,8 +23,11 @@
  * rewritten path (with a backend) or the 410's link, built from the request
  * by back-references (\1..\9) to the captures the template uses. It comes
  * last so that a '|' the request's path carries stays in it, where
- * haproxy.cfg's path checks refuse it (400) as the agent does. Pure: writes
- * to the caller's stream, no other I/O. */
+ * haproxy.cfg's path checks refuse it (400) as the agent does. A route split
+ * between clients (a progressive shift) is written with its old side, the
+ * action every client had before the split: the map cannot hash a client's
+ * key, and the old side is what the plan did before the split began. Pure:
+ * writes to the caller's stream, no other I/O. */
 #ifndef CUTOVER_FALLBACK_H
 #define CUTOVER_FALLBACK_H
 
