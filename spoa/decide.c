@@ -77,15 +77,29 @@ void decider_init(struct decider *dc, const struct plan *plan)
 		dc->slot[i].route = INT_MIN;
 }
 
+/* A split route's two sides have a slot each, so that clients of both
+ * sides do not take turns encoding it. */
+static unsigned slot_index(const struct decision *d)
+{
+	return ((unsigned)(d->route_index + 1) * 2 + (d->side == SIDE_OLD)) % DECIDE_SLOTS;
+}
+
+/* txn.cutover.side on a split route: which side the client is on. */
+static void put_side(struct ack_builder *b, const struct decision *d)
+{
+	if (d->side != SIDE_NONE)
+		set_cstring(b, "side", d->side == SIDE_NEW ? "new" : "old");
+}
+
 /* The slot holding d's fixed variables, encoded now if it held another
  * decision's; NULL only if they do not fit, which names of at most
  * PLAN_MAX_NAME (64) bytes cannot cause. */
 static const struct decide_slot *slot_for(struct decider *dc, const struct decision *d)
 {
-	struct decide_slot *s = &dc->slot[(unsigned)(d->route_index + 1) % DECIDE_SLOTS];
+	struct decide_slot *s = &dc->slot[slot_index(d)];
 	struct ack_builder b;
 
-	if (s->route == d->route_index && s->status == d->status)
+	if (s->route == d->route_index && s->status == d->status && s->side == d->side)
 		return s;
 	s->route = INT_MIN;
 	frame_actions_begin(&b, s->bytes, sizeof(s->bytes));
@@ -99,11 +113,13 @@ static const struct decide_slot *slot_for(struct decider *dc, const struct decis
 		frame_ack_set_int64(&b, FRAME_SCOPE_TXN, "status", d->status);
 	if (d->deprecated)
 		frame_ack_set_bool(&b, FRAME_SCOPE_TXN, "deprecated", true);
+	put_side(&b, d);
 	ssize_t all = frame_actions_end(&b);
 	if (before < 0 || all < 0)
 		return NULL;
 	s->route = d->route_index;
 	s->status = d->status;
+	s->side = d->side;
 	s->before_len = (uint8_t)before;
 	s->after_len = (uint8_t)(all - before);
 	return s;
@@ -132,7 +148,7 @@ static unsigned put_rewrite(struct ack_builder *b, const struct rewrite *rw, str
 	return 0;
 }
 
-/* The ACK: txn backend, path, phase, route, status, deprecated, link (none
+/* The ACK: txn backend, path, phase, route, status, deprecated, side, link (none
  * when d is NULL; no path or link when rw is NULL or has none). *refused:
  * the router refused the rewrite (the ACK is then to be made again). */
 static ssize_t encode_ack(struct decider *dc, const struct frame *f, uint32_t max_frame,

@@ -13,6 +13,8 @@
  *   txn.cutover.route    STRING  matched route (absent: no route matched)
  *   txn.cutover.status   INT64   status the proxy answers with itself
  *   txn.cutover.deprecated BOOL  true when the route is deprecated
+ *   txn.cutover.side     STRING  on a route split between clients only:
+ *                                "new" or "old", the side this client took
  *   txn.cutover.link     STRING  successor path of a 410
  * and nothing else: no proc-scope variable (HAProxy takes a process-wide
  * lock for each; the fallback reads its phase from the map files). The ACK
@@ -41,22 +43,23 @@ struct plan;
 /* A decider is one plan as the decision path uses it: the plan and the ACK
  * bytes of each route's action already encoded, so that a request only
  * writes its ids and its rewritten path or link, expanded straight into the
- * ACK. The encoded
- * actions are filled at a route's first decision and kept for the plan's
- * life: one slot per route index (modulo DECIDE_SLOTS), reused only by a
- * decision with the same route and status. In one plan's current phase
- * those two fix the rest: the route fixes the phase, the name, the action
- * and its deprecation; the status says whether the action's backend is kept
- * (0) or dropped (the action's 404/410, a refused 400, a 414). No
- * allocation; it belongs to one thread. */
+ * ACK. The encoded actions are filled at a route's first decision and kept
+ * for the plan's life: one slot per route index and side (modulo
+ * DECIDE_SLOTS), reused only by a decision with the same route, side and
+ * status. In one plan's current phase those fix the rest: the route fixes
+ * the phase and the name; with the side of a split route (SIDE_NONE on
+ * others) it fixes the action and its deprecation; the status says whether
+ * the action's backend is kept (0) or dropped (the action's 404/410, a
+ * refused 400, a 414). No allocation; it belongs to one thread. */
 #define DECIDE_SLOTS 1024
-#define DECIDE_SLOT_BYTES 240 /* two names of PLAN_MAX_NAME and four small values */
+#define DECIDE_SLOT_BYTES 240 /* two names of PLAN_MAX_NAME and five small values */
 
 struct decide_slot {
 	int route; /* route index, -1 for no route; INT_MIN: empty */
 	unsigned status;
+	enum split_side side;
 	uint8_t before_len; /* txn.backend, before txn.path */
-	uint8_t after_len;  /* txn.phase, route, status, deprecated, before txn.link */
+	uint8_t after_len;  /* txn.phase, route, status, deprecated, side, before txn.link */
 	uint8_t bytes[DECIDE_SLOT_BYTES];
 };
 
