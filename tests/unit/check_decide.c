@@ -14,6 +14,7 @@
 #include "decide.h"
 #include "guard.h"
 #include "plan.h"
+#include "shift.h"
 
 #define PLAN_FILE "tests/unit/decide/plan.yaml"
 #define NO_DEFAULT_FILE "tests/unit/decide/no-default.yaml"
@@ -662,6 +663,57 @@ START_TEST(shared_slots)
 }
 END_TEST
 
+/* A split route (10% of clients on b): every ACK names the side its client
+ * is on, by the documented bucket, with that side's backend, whatever side
+ * the decision before it took (the slot cache keys on the side); forcing
+ * works both ways; an unsplit route sets no side. */
+START_TEST(split_side_in_the_ack)
+{
+	static const char yaml[] =
+		"phase: 2\nclients: { key: X-Api-Client, salt: s }\nbackends: [a, b]\n"
+		"routes:\n  - { name: r, path: /r }\n  - { name: u, path: /u }\n"
+		"phases:\n  - { number: 1, name: one, routes: { r: a, u: a } }\n"
+		"  - { number: 2, name: two, routes: { r: { backend: b, percent: 10 } } }\n";
+	char err[512];
+	struct plan *p = plan_load_buffer("split.yaml", yaml, sizeof(yaml) - 1, err, sizeof(err));
+	int news = 0;
+
+	ck_assert_msg(p != NULL, "%s", err);
+	decider_init(&decider, p);
+	for (int i = 0; i < 400; i++) {
+		char key[16];
+		const char *force = i % 4 == 3 ? (i % 8 == 3 ? "new" : "old") : NULL;
+		int n = snprintf(key, sizeof(key), "client-%d", i);
+		bool is_new = force ? force[0] == 'n' : shift_bucket("s", key, (size_t)n) < 1000;
+		struct wire_notify w = { notify_buf, notify_buf + sizeof(notify_buf), false };
+
+		wire_message(&w, "cutover", 3 + (force != NULL));
+		wire_arg_string(&w, "method", "GET", 3);
+		wire_arg_string(&w, "path", i % 5 ? "/r" : "/u", 2);
+		wire_arg_string(&w, "client", key, (size_t)n);
+		if (force)
+			wire_arg_string(&w, "side", force, 3);
+		struct frame f = frame_of(&w);
+		struct answer a;
+		struct wire_ack ack;
+		unsigned st;
+		ssize_t got = decide_notify(&decider, &f, FRAME_AGENT_MAX_SIZE, out_buf,
+					    sizeof(out_buf), &a, &st);
+		ck_assert(got > 0 && wire_read_ack(out_buf, (size_t)got, FRAME_AGENT_MAX_SIZE, &ack));
+		if (i % 5 == 0) {
+			expect_string(&ack, "side", NULL, 0);
+			expect_string(&ack, "backend", "a", 1);
+			continue;
+		}
+		expect_string(&ack, "side", is_new ? "new" : "old", 3);
+		expect_string(&ack, "backend", is_new ? "b" : "a", 1);
+		news += is_new && !force;
+	}
+	ck_assert_msg(news > 5 && news < 60, "%d unforced clients on new at 10%%", news);
+	plan_free(p);
+}
+END_TEST
+
 static Suite *decide_suite(void)
 {
 	Suite *s = suite_create("decide");
@@ -672,6 +724,7 @@ static Suite *decide_suite(void)
 	tcase_add_test(tc, kept_actions_follow_the_outcome);
 	tcase_add_test(tc, rebinding_forgets);
 	tcase_add_test(tc, shared_slots);
+	tcase_add_test(tc, split_side_in_the_ack);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("notify");
