@@ -20,17 +20,24 @@
 typedef _Atomic uint64_t counter;
 
 /* What a decision on a route ended in: what the phase says for the route
- * (its backend, or its 404/410; for "no route", the default backend), or
- * the router refused the rewrite with 400 or 414. */
-enum outcome { OUTCOME_ACTION, OUTCOME_400, OUTCOME_414, OUTCOMES };
+ * (its backend, or its 404/410; for "no route", the default backend), what
+ * the old side of a split route keeps, or the router refused the rewrite
+ * with 400 or 414. */
+enum outcome { OUTCOME_ACTION, OUTCOME_OLD, OUTCOME_400, OUTCOME_414, OUTCOMES };
+
+/* The sides of a split route, as cutover_split_decisions_total names them. */
+enum { SPLIT_NEW, SPLIT_OLD, SPLIT_SIDES };
+static const char *const side_names[SPLIT_SIDES] = { "new", "old" };
 
 /* The counters for the plan a worker holds: (nroutes + 1) x OUTCOMES, the
- * last row for "no route matched". */
+ * last row for "no route matched"; and nroutes x SPLIT_SIDES decisions on
+ * routes split between clients, by side. */
 struct bound {
 	const struct plan *plan;
 	int phase;   /* index of plan's current phase */
 	int nroutes;
 	counter *decisions;
+	counter *split;
 };
 
 struct metrics_worker {
@@ -79,6 +86,8 @@ static const char *const frame_names[METRICS_FRAME_KINDS] = {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct metrics_worker *workers; /* registered before workers start */
 static struct table totals = { .max = METRICS_TOTALS_MAX };
+/* cutover_split_decisions_total by name: rows with the side as backend. */
+static struct table split_totals = { .max = METRICS_TOTALS_MAX };
 static uint64_t totals_overflow;       /* folded decisions that found no row */
 
 static struct {
@@ -137,13 +146,16 @@ void metrics_decision(struct metrics_worker *m, const struct decision *d, uint64
 	const struct bound *b = &m->bound;
 	int r = d->route_index < 0 ? b->nroutes : d->route_index;
 	enum outcome o = d->status == 400 ? OUTCOME_400
-		       : d->status == 414 ? OUTCOME_414 : OUTCOME_ACTION;
+		       : d->status == 414 ? OUTCOME_414
+		       : d->side == SIDE_OLD ? OUTCOME_OLD : OUTCOME_ACTION;
 	int k = 0;
 
 	if (b->decisions && r <= b->nroutes)
 		bump(&b->decisions[r * OUTCOMES + o]);
 	else
 		bump(&m->unbound);
+	if (d->side != SIDE_NONE && b->split && r < b->nroutes)
+		bump(&b->split[r * SPLIT_SIDES + (d->side == SIDE_OLD ? SPLIT_OLD : SPLIT_NEW)]);
 	while (k < BUCKETS && nanoseconds > bucket_ns[k])
 		k++;
 	bump(&m->buckets[k]);
@@ -248,12 +260,28 @@ static void fold(struct table *t, const struct bound *b, uint64_t *overflow)
 				continue;
 			unsigned status = o == OUTCOME_400 ? 400 : o == OUTCOME_414 ? 414 : 0;
 			int backend = deflt;
-			if (r < b->nroutes && o == OUTCOME_ACTION)
-				backend = plan_route_backend(p, b->phase, r, &status);
+			if (r < b->nroutes && (o == OUTCOME_ACTION || o == OUTCOME_OLD))
+				backend = plan_route_side_backend(p, b->phase, r, o == OUTCOME_OLD,
+								  &status);
 			else if (r < b->nroutes)
 				backend = -1;
 			if (!table_add(t, phase, status, r < b->nroutes ? plan_route_name(p, r) : "",
 				       backend >= 0 ? plan_backend_name(p, backend) : "", n))
+				*overflow += n;
+		}
+	}
+}
+
+/* Adds b's split counts to t by name (the side in the backend field). */
+static void fold_split(struct table *t, const struct bound *b, uint64_t *overflow)
+{
+	const struct plan *p = b->plan;
+	unsigned phase = plan_phase_number(p, b->phase);
+
+	for (int r = 0; r < b->nroutes; r++) {
+		for (int side = 0; side < SPLIT_SIDES; side++) {
+			uint64_t n = get(&b->split[r * SPLIT_SIDES + side]);
+			if (n && !table_add(t, phase, 0, plan_route_name(p, r), side_names[side], n))
 				*overflow += n;
 		}
 	}
@@ -283,16 +311,23 @@ void metrics_bind_plan(struct metrics_worker *m, const struct plan *plan)
 		next.phase = plan_current_phase(plan);
 		next.nroutes = plan_route_count(plan);
 		next.decisions = calloc((size_t)(next.nroutes + 1) * OUTCOMES, sizeof(counter));
-		if (!next.decisions)
+		next.split = calloc((size_t)next.nroutes * SPLIT_SIDES, sizeof(counter));
+		if (!next.decisions || !next.split) {
+			free(next.decisions);
+			free(next.split);
 			next = (struct bound){ 0 };
+		}
 	}
 	pthread_mutex_lock(&lock);
 	prev = m->bound;
-	if (prev.decisions)
+	if (prev.decisions) {
 		fold(&totals, &prev, &totals_overflow);
+		fold_split(&split_totals, &prev, &totals_overflow);
+	}
 	m->bound = next;
 	pthread_mutex_unlock(&lock);
 	free(prev.decisions);
+	free(prev.split);
 }
 
 void metrics_free_all(void)
@@ -302,9 +337,11 @@ void metrics_free_all(void)
 		struct metrics_worker *m = workers;
 		workers = m->next;
 		free(m->bound.decisions);
+		free(m->bound.split);
 		free(m);
 	}
 	table_free(&totals);
+	table_free(&split_totals);
 	totals_overflow = 0;
 	pthread_mutex_unlock(&lock);
 }
@@ -498,26 +535,35 @@ static int row_cmp(const void *a, const void *b)
 	return x->status < y->status ? -1 : x->status > y->status;
 }
 
-/* Totals and every worker's live counts, merged by name. Called with lock
- * held. */
-static bool collect(struct table *all, uint64_t *overflow)
+static bool copy_rows(struct table *to, const struct table *from)
 {
-	all->max = SIZE_MAX;
-	*overflow = totals_overflow;
-	for (size_t i = 0; i < totals.n; i++) {
-		const struct row *r = &totals.rows[i];
-		if (!table_add(all, r->phase, r->status, r->route, r->backend, r->count))
+	for (size_t i = 0; i < from->n; i++) {
+		const struct row *r = &from->rows[i];
+		if (!table_add(to, r->phase, r->status, r->route, r->backend, r->count))
 			return false;
-	}
-	for (struct metrics_worker *m = workers; m; m = m->next) {
-		*overflow += get(&m->unbound);
-		if (m->bound.decisions)
-			fold(all, &m->bound, overflow);
 	}
 	return true;
 }
 
-static void page_decisions(struct page *p, const struct table *all, uint64_t overflow)
+/* Totals and every worker's live counts, merged by name: decisions in all,
+ * split decisions in split. Called with lock held. */
+static bool collect(struct table *all, struct table *split, uint64_t *overflow)
+{
+	all->max = split->max = SIZE_MAX;
+	*overflow = totals_overflow;
+	if (!copy_rows(all, &totals) || !copy_rows(split, &split_totals))
+		return false;
+	for (struct metrics_worker *m = workers; m; m = m->next) {
+		*overflow += get(&m->unbound);
+		if (m->bound.decisions) {
+			fold(all, &m->bound, overflow);
+			fold_split(split, &m->bound, overflow);
+		}
+	}
+	return true;
+}
+
+static void page_decisions(struct page *p, const struct table *all)
 {
 	family(p, "cutover_decisions_total", "counter",
 	       "Routing decisions by phase, route (empty: none matched), backend (empty: "
@@ -533,6 +579,25 @@ static void page_decisions(struct page *p, const struct table *all, uint64_t ove
 		else
 			out(p, "\",status=\"\"} %llu\n", (unsigned long long)r->count);
 	}
+}
+
+/* split: rows of fold_split, the side in the backend field. */
+static void page_split(struct page *p, const struct table *split)
+{
+	family(p, "cutover_split_decisions_total", "counter",
+	       "Decisions on routes split between clients (a progressive shift), by phase, "
+	       "route and the side the client took (new: the phase's action; old: the one "
+	       "the other clients keep).");
+	for (size_t i = 0; i < split->n; i++) {
+		const struct row *r = &split->rows[i];
+		out(p, "cutover_split_decisions_total{phase=\"%u\",route=\"", r->phase);
+		out_label(p, r->route);
+		out(p, "\",side=\"%s\"} %llu\n", r->backend, (unsigned long long)r->count);
+	}
+}
+
+static void page_overflow(struct page *p, uint64_t overflow)
+{
 	family(p, "cutover_decisions_overflow_total", "counter",
 	       "Decisions counted without labels: the table of label sets was full.");
 	out(p, "cutover_decisions_overflow_total %llu\n", (unsigned long long)overflow);
@@ -633,22 +698,27 @@ static void page_facts(struct page *p)
 char *metrics_render(size_t *len)
 {
 	struct page p = { .cap = 16384 };
-	struct table all = { 0 };
+	struct table all = { 0 }, split = { 0 };
 	uint64_t overflow;
 
 	p.buf = malloc(p.cap);
 	if (!p.buf)
 		return NULL;
 	pthread_mutex_lock(&lock);
-	p.failed = !collect(&all, &overflow);
+	p.failed = !collect(&all, &split, &overflow);
 	page_facts(&p);
 	page_workers(&p);
 	pthread_mutex_unlock(&lock);
 	/* rows is NULL while nothing was counted; qsort() must not see it. */
 	if (all.n > 1)
 		qsort(all.rows, all.n, sizeof(*all.rows), row_cmp);
-	page_decisions(&p, &all, overflow);
+	if (split.n > 1)
+		qsort(split.rows, split.n, sizeof(*split.rows), row_cmp);
+	page_decisions(&p, &all);
+	page_split(&p, &split);
+	page_overflow(&p, overflow);
 	table_free(&all);
+	table_free(&split);
 	if (p.failed) {
 		free(p.buf);
 		return NULL;

@@ -5,7 +5,8 @@
  * counters are bumped with relaxed atomic load+store (no lock, no locked
  * instruction) and read by the page with relaxed loads. Decisions are
  * counted in an array indexed by route and outcome for the plan the worker
- * holds (a plan has one current phase, so the phase is implied); when the
+ * holds (a plan has one current phase, so the phase is implied), and those
+ * on a route split between clients also by route and side; when the
  * worker moves to another plan, the array is folded into totals keyed by
  * names, so a decision costs no hash and no string compare. The totals hold
  * at most METRICS_TOTALS_MAX label sets; decisions past that are counted in

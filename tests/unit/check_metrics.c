@@ -135,6 +135,64 @@ START_TEST(swap_folds_into_totals_by_name)
 }
 END_TEST
 
+/* A route split 30/70 between clients: decisions by side, with the old
+ * side's backend in cutover_decisions_total, live and after a swap; an
+ * unsplit route has no split series. Sides come from the router. */
+START_TEST(split_decisions_by_side)
+{
+	static const char yaml[] =
+		"phase: 2\nclients: { key: X-Api-Client, salt: s }\nbackends: [a, b]\n"
+		"routes:\n  - { name: r, path: /r }\n  - { name: u, path: /u }\n"
+		"phases:\n  - { number: 1, name: one, routes: { r: a, u: a } }\n"
+		"  - { number: 2, name: two, routes: { r: { backend: b, percent: 30 } } }\n";
+	static char scratch[256];
+	struct plan *p = load(yaml);
+	struct metrics_worker *m = metrics_worker_new();
+	unsigned sides[3] = { 0 };
+	char line[160];
+
+	metrics_bind_plan(m, p);
+	for (int i = 0; i < 500; i++) {
+		char key[16];
+		struct route_request req = { .method = "GET", .method_len = 3,
+					     .path = i < 400 ? "/r" : "/u", .path_len = 2,
+					     .client = key };
+		struct decision d;
+
+		req.client_len = (size_t)snprintf(key, sizeof(key), "client-%d", i);
+		router_decide(p, &req, &d, scratch, sizeof(scratch));
+		metrics_decision(m, &d, 1);
+		sides[d.side]++;
+	}
+	ck_assert_uint_eq(sides[SIDE_NONE], 100);
+	ck_assert_uint_eq(sides[SIDE_NEW] + sides[SIDE_OLD], 400);
+	ck_assert_msg(sides[SIDE_NEW] > 90 && sides[SIDE_NEW] < 150, "%u on new", sides[SIDE_NEW]);
+	for (int swapped = 0; swapped < 2; swapped++) {
+		char *t = page();
+		snprintf(line, sizeof(line),
+			 "cutover_split_decisions_total{phase=\"2\",route=\"r\",side=\"new\"} %u",
+			 sides[SIDE_NEW]);
+		has(t, line);
+		snprintf(line, sizeof(line),
+			 "cutover_split_decisions_total{phase=\"2\",route=\"r\",side=\"old\"} %u",
+			 sides[SIDE_OLD]);
+		has(t, line);
+		snprintf(line, sizeof(line),
+			 "cutover_decisions_total{phase=\"2\",route=\"r\",backend=\"b\",status=\"\"} %u",
+			 sides[SIDE_NEW]);
+		has(t, line);
+		snprintf(line, sizeof(line),
+			 "cutover_decisions_total{phase=\"2\",route=\"r\",backend=\"a\",status=\"\"} %u",
+			 sides[SIDE_OLD]);
+		has(t, line);
+		lacks(t, "route=\"u\",side=");
+		free(t);
+		metrics_bind_plan(m, NULL); /* the second round reads the totals */
+	}
+	plan_free(p);
+}
+END_TEST
+
 /* A plan of n routes /r<i> -> a, in a phase numbered number. */
 static struct plan *wide(int n, unsigned number)
 {
@@ -316,6 +374,7 @@ static Suite *metrics_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, decisions_by_route_backend_and_status);
 	tcase_add_test(tc, swap_folds_into_totals_by_name);
+	tcase_add_test(tc, split_decisions_by_side);
 	tcase_add_test(tc, totals_are_capped_and_the_rest_is_overflow);
 	tcase_add_test(tc, unbound_decisions_are_overflow);
 	tcase_add_test(tc, histogram_buckets);
