@@ -8,6 +8,9 @@
 #include "frame.h"
 #include "plan.h"
 #include "router.h"
+#include "shift.h"
+
+#include <arpa/inet.h>
 
 #include <errno.h>
 #include <stdbool.h>
@@ -295,20 +298,23 @@ static void json_decision(FILE *out, const struct decision *d, bool current)
 	json_string(out, d->path, d->path_len);
 	fputs(", \"link\": ", out);
 	json_string(out, d->link, d->link_len);
-	fprintf(out, ", \"deprecated\": %s}", d->deprecated ? "true" : "false");
-}
-
-/* The decision in words: what HAProxy will do with the request. */
-static void print_decision(FILE *out, const struct plan *p, const struct decision *d)
-{
-	if (!d->route) {
-		const char *deflt = plan_default_backend(p);
-
-		fprintf(out, "no route -> %s%s\n", deflt ? "backend " : "HAProxy's default backend",
-			deflt ? deflt : "");
+	fprintf(out, ", \"deprecated\": %s", d->deprecated ? "true" : "false");
+	if (d->side == SIDE_NONE) {
+		fputc('}', out);
 		return;
 	}
-	fprintf(out, "route %s -> ", d->route);
+	fprintf(out, ", \"percent\": %u, \"side\": \"%s\", \"bucket\": ", d->percent,
+		d->side == SIDE_NEW ? "new" : "old");
+	if (d->bucket >= 0)
+		fprintf(out, "%d", d->bucket);
+	else
+		fputs("null", out);
+	fprintf(out, ", \"forced\": %s}", d->forced ? "true" : "false");
+}
+
+/* What HAProxy does with a routed request, in words. */
+static void print_action(FILE *out, const struct decision *d)
+{
 	if (d->status == 400)
 		fprintf(out, "status 400 (rewrite refused: the path holds bytes or "
 			"dot segments a rewrite may not carry)");
@@ -328,6 +334,47 @@ static void print_decision(FILE *out, const struct plan *p, const struct decisio
 		fprintf(out, ", link %.*s", (int)d->link_len, d->link);
 	if (d->deprecated)
 		fprintf(out, ", deprecated");
+}
+
+/* A split route's decision: the side this client took, and why. */
+static void print_side(FILE *out, const struct decision *d)
+{
+	const char *side = d->side == SIDE_NEW ? "new" : "old";
+
+	if (d->forced)
+		fprintf(out, "; side %s, forced (X-Cutover-Side)", side);
+	else if (d->bucket < 0)
+		fprintf(out, "; side old: no client key (%u%% split)", d->percent);
+	else
+		fprintf(out, "; side %s: bucket %d %s %u (%u%% split)", side, d->bucket,
+			d->side == SIDE_NEW ? "<" : ">=", d->percent * (SHIFT_BUCKETS / 100),
+			d->percent);
+}
+
+/* The decision in words: what HAProxy will do with the request. both: the
+ * old side of a split route, when the request names no client or side:
+ * both sides are shown, d being the new one. */
+static void print_decision(FILE *out, const struct plan *p, const struct decision *d,
+			   const struct decision *both)
+{
+	if (!d->route) {
+		const char *deflt = plan_default_backend(p);
+
+		fprintf(out, "no route -> %s%s\n", deflt ? "backend " : "HAProxy's default backend",
+			deflt ? deflt : "");
+		return;
+	}
+	fprintf(out, "route %s -> ", d->route);
+	if (both) {
+		fprintf(out, "%u%% of clients (new): ", d->percent);
+		print_action(out, d);
+		fprintf(out, "; the others (old): ");
+		print_action(out, both);
+	} else {
+		print_action(out, d);
+		if (d->side != SIDE_NONE)
+			print_side(out, d);
+	}
 	fputc('\n', out);
 }
 
@@ -352,7 +399,7 @@ static void print_entry_guards(FILE *out, const struct plan *p, int i)
 
 /* d as the agent sends it: a rewrite or link must fit, with the other
  * variables decide_notify sends (txn backend, path, phase, route, status,
- * deprecated, link), in an ACK of the agent's max-frame-size
+ * deprecated, side, link), in an ACK of the agent's max-frame-size
  * (FRAME_AGENT_MAX_SIZE, HAProxy's default as well) with stream and frame
  * ids of the largest size; if it does not, the agent answers 414 without
  * backend, path or link, and so does --explain. So a rewrite --explain
@@ -376,6 +423,8 @@ static void within_agent_limits(struct decision *d)
 		frame_ack_set_int64(&b, FRAME_SCOPE_TXN, "status", d->status);
 	if (d->deprecated)
 		frame_ack_set_bool(&b, FRAME_SCOPE_TXN, "deprecated", true);
+	if (d->side != SIDE_NONE)
+		frame_ack_set_string(&b, FRAME_SCOPE_TXN, "side", "new", 3);
 	if (d->link)
 		frame_ack_set_string(&b, FRAME_SCOPE_TXN, "link", d->link, d->link_len);
 	if (frame_ack_end(&b) < 0)
@@ -399,56 +448,127 @@ int explain_request_as(const char *file, const char *method, const char *path,
 		       const char *host, const char *phase, int all_phases, bool json, FILE *out,
 		       FILE *err)
 {
+	struct explain_request_opts o = { .host = host, .phase = phase,
+					  .all_phases = all_phases, .json = json };
+
+	return explain_request_with(file, method, path, &o, out, err);
+}
+
+/* The request's client: --client KEY as the header's value, or as the
+ * source address when the plan keys clients by address. */
+static bool put_client(const struct plan *p, const char *file, const char *key,
+		       struct route_request *req, FILE *err)
+{
+	if (!key)
+		return true;
+	if (!plan_clients_key_is_src(p)) {
+		req->client = key;
+		req->client_len = strlen(key);
+		return true;
+	}
+	if (inet_pton(AF_INET, key, req->src) == 1)
+		req->src_family = 4;
+	else if (inet_pton(AF_INET6, key, req->src) == 1)
+		req->src_family = 6;
+	else
+		fprintf(err, "%s: clients are keyed by source address (key: src): --client '%s' "
+			"is not an IPv4 or IPv6 address\n", file, key);
+	return req->src_family != 0;
+}
+
+static void print_header(FILE *out, const struct plan *p, const struct route_request *req,
+			 const struct explain_request_opts *o)
+{
+	int bucket = plan_client_bucket(p, req);
+
+	fprintf(out, "%s %s", req->method, req->path);
+	if (o->host)
+		fprintf(out, " host %s", o->host);
+	if (o->client && bucket >= 0)
+		fprintf(out, " client %s: bucket %d of %d", o->client, bucket, SHIFT_BUCKETS);
+	else if (o->client)
+		fprintf(out, " client %s: no key (the plan has no clients block)", o->client);
+	if (o->side)
+		fprintf(out, " side %s", o->side);
+	fputc('\n', out);
+}
+
+int explain_request_with(const char *file, const char *method, const char *path,
+			 const struct explain_request_opts *o, FILE *out, FILE *err)
+{
 	/* the decider's room for rewrites; the command line runs one thread */
-	static char scratch[FRAME_AGENT_MAX_SIZE];
+	static char scratch[FRAME_AGENT_MAX_SIZE], other[FRAME_AGENT_MAX_SIZE];
 	struct route_request req = {
 		.method = method, .method_len = strlen(method),
 		.path = path, .path_len = strlen(path),
-		.host = host, .host_len = host ? strlen(host) : 0,
+		.host = o->host, .host_len = o->host ? strlen(o->host) : 0,
+		.side = o->side, .side_len = o->side ? strlen(o->side) : 0,
 	};
 	struct plan *p = load(file, err);
 	int index, first, last;
 
 	if (!p)
 		return 1;
-	index = phase ? plan_phase_lookup(p, phase) : plan_current_phase(p);
+	index = o->phase ? plan_phase_lookup(p, o->phase) : plan_current_phase(p);
 	if (index < 0) {
-		fprintf(err, "%s: phase '%s' is not in the plan (phases %u to %u)\n", file, phase,
+		fprintf(err, "%s: phase '%s' is not in the plan (phases %u to %u)\n", file, o->phase,
 			plan_phase_number(p, 0), plan_phase_number(p, plan_phase_count(p) - 1));
 		plan_free(p);
 		return 1;
 	}
-	if (json) {
+	if (!put_client(p, file, o->client, &req, err)) {
+		plan_free(p);
+		return 1;
+	}
+	if (o->json) {
 		fputs("{\"method\": ", out);
 		json_cstr(out, method);
 		fputs(", \"path\": ", out);
 		json_cstr(out, path);
 		fputs(", \"host\": ", out);
-		json_cstr(out, host);
+		json_cstr(out, o->host);
+		if (o->client || o->side) {
+			fputs(", \"client\": ", out);
+			json_cstr(out, o->client);
+			fputs(", \"side\": ", out);
+			json_cstr(out, o->side);
+		}
 		fputs(", \"decisions\": [", out);
-	} else if (host) {
-		fprintf(out, "%s %s host %s\n", method, path, host);
 	} else {
-		fprintf(out, "%s %s\n", method, path);
+		print_header(out, p, &req, o);
 	}
-	first = all_phases ? 0 : index;
-	last = all_phases ? plan_phase_count(p) - 1 : index;
+	first = o->all_phases ? 0 : index;
+	last = o->all_phases ? plan_phase_count(p) - 1 : index;
 	for (int i = first; i <= last; i++) {
-		struct decision d;
+		struct decision d, old;
+		bool both;
 
 		router_decide_in(p, i, &req, &d, scratch, sizeof(scratch));
 		within_agent_limits(&d);
-		if (json) {
+		if (o->json) {
 			fputs(i > first ? ",\n  " : "\n  ", out);
 			json_decision(out, &d, i == plan_current_phase(p));
 			continue;
 		}
+		/* No client and no side on a split route: show both sides. */
+		both = d.side != SIDE_NONE && !o->client && !o->side;
+		if (both) {
+			struct route_request forced = req;
+
+			forced.side = "new";
+			forced.side_len = 3;
+			router_decide_in(p, i, &forced, &d, scratch, sizeof(scratch));
+			within_agent_limits(&d);
+			forced.side = "old";
+			router_decide_in(p, i, &forced, &old, other, sizeof(other));
+			within_agent_limits(&old);
+		}
 		fprintf(out, "%c phase %2u %-24s ", i == plan_current_phase(p) ? '*' : ' ', d.phase,
 			d.phase_name);
-		print_decision(out, p, &d);
+		print_decision(out, p, &d, both ? &old : NULL);
 		print_entry_guards(out, p, i);
 	}
-	if (json)
+	if (o->json)
 		fputs("]}\n", out);
 	plan_free(p);
 	return 0;

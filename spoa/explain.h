@@ -39,9 +39,30 @@ int explain_request_host(const char *file, const char *method, const char *path,
 
 /* The same, as JSON when json is set: {"method", "path", "host",
  * "decisions": [{"phase", "phase_name", "current", "route", "backend",
- * "status", "path", "link", "deprecated"}, ...]}, null for what is absent. */
+ * "status", "path", "link", "deprecated"}, ...]}, null for what is absent;
+ * a decision on a route split between clients adds "percent", "side"
+ * ("new", "old"), "bucket" (null: no client key) and "forced". */
 int explain_request_as(const char *file, const char *method, const char *path,
 		       const char *host, const char *phase, int all_phases, bool json, FILE *out,
 		       FILE *err);
+
+/* What --explain takes beside FILE METHOD PATH. */
+struct explain_request_opts {
+	const char *host;   /* the Host header; NULL: none */
+	const char *phase;  /* number or name; NULL: the plan's current phase */
+	int all_phases;
+	bool json;
+	const char *client; /* --client: the client's key (a header value, or an
+			       address when the plan says key: src); NULL: none */
+	const char *side;   /* --side: X-Cutover-Side's value; NULL: none */
+};
+
+/* explain_request_as with a client and a side: on a route split between
+ * clients, the decision is that client's side (its bucket printed once);
+ * without either, the text shows both sides and the JSON the decision of
+ * a request without a key (the old side), as the agent makes it. The JSON
+ * then also holds "client" and "side" as given. */
+int explain_request_with(const char *file, const char *method, const char *path,
+			 const struct explain_request_opts *o, FILE *out, FILE *err);
 
 #endif

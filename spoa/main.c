@@ -43,7 +43,7 @@ static const char usage_text[] =
 	"       cutover-spoa --check FILE [--haproxy-config HAPROXY_CFG | --json]\n"
 	"       cutover-spoa --write-fallback DIR [--haproxy-socket PATH] FILE\n"
 	"       cutover-spoa --explain FILE METHOD PATH [--host HOST] [--phase NUMBER|NAME]\n"
-	"                    [--all-phases] [--json]\n"
+	"                    [--all-phases] [--client KEY] [--side new|old] [--json]\n"
 	"       cutover-spoa --help | --version\n"
 	"\n"
 	"SPOE agent that routes HTTP requests through a migration plan.\n"
@@ -68,6 +68,9 @@ static const char usage_text[] =
 	"  --explain FILE METHOD PATH\n"
 	"                         print the decision for one request\n"
 	"  --host HOST            with --explain: the request's Host header\n"
+	"  --client KEY           with --explain: the client's key (its X-Api-Client, or its\n"
+	"                         address under key: src): its bucket and side of a split\n"
+	"  --side new|old         with --explain: the request's X-Cutover-Side\n"
 	"  --json                 with --check or --explain: JSON, for programs\n"
 	"SIGHUP reloads the plan; SIGTERM and SIGINT stop gracefully.\n";
 
@@ -84,6 +87,8 @@ struct options {
 	const char *haproxy_config;
 	const char *haproxy_socket;
 	const char *host;           /* --explain --host */
+	const char *client;         /* --explain --client */
+	const char *side;           /* --explain --side */
 	int json;                   /* --check/--explain --json */
 	int write_fallback;
 	int all_phases;
@@ -110,7 +115,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { OPT_PHASE = 256, OPT_ALL_PHASES, OPT_MAX_CONNS, OPT_METRICS, OPT_LOG_LEVEL,
 	       OPT_STATE_DIR, OPT_JOURNAL, OPT_FALLBACK_DIR, OPT_WRITE_FALLBACK,
-	       OPT_HAPROXY_CONFIG, OPT_HAPROXY_SOCKET, OPT_HOST, OPT_JSON };
+	       OPT_HAPROXY_CONFIG, OPT_HAPROXY_SOCKET, OPT_HOST, OPT_JSON, OPT_CLIENT,
+	       OPT_SIDE };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "listen", required_argument, NULL, 'l' },
@@ -131,6 +137,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "haproxy-socket", required_argument, NULL, OPT_HAPROXY_SOCKET },
 		{ "host", required_argument, NULL, OPT_HOST },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "client", required_argument, NULL, OPT_CLIENT },
+		{ "side", required_argument, NULL, OPT_SIDE },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -156,6 +164,14 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case OPT_HAPROXY_SOCKET: o->haproxy_socket = optarg; break;
 		case OPT_HOST: o->host = optarg; break;
 		case OPT_JSON: o->json = 1; break;
+		case OPT_CLIENT: o->client = optarg; break;
+		case OPT_SIDE:
+			if (strcmp(optarg, "new") != 0 && strcmp(optarg, "old") != 0) {
+				fprintf(stderr, "cutover-spoa: --side: new or old\n");
+				return 2;
+			}
+			o->side = optarg;
+			break;
 		case 't':
 			if (!parse_count(optarg, 1, MAX_THREADS, &o->threads)) {
 				fprintf(stderr, "cutover-spoa: --threads: 1 to %d\n", MAX_THREADS);
@@ -371,9 +387,14 @@ int main(int argc, char **argv)
 		return explain_check_json(o.check, stdout);
 	if (o.check)
 		return explain_check(o.check, stdout, stderr);
-	if (o.explain)
-		return explain_request_as(o.explain, argv[optind], argv[optind + 1], o.host,
-					  o.phase, o.all_phases, o.json, stdout, stderr);
+	if (o.explain) {
+		struct explain_request_opts e = { .host = o.host, .phase = o.phase,
+						  .all_phases = o.all_phases, .json = o.json,
+						  .client = o.client, .side = o.side };
+
+		return explain_request_with(o.explain, argv[optind], argv[optind + 1], &e, stdout,
+					    stderr);
+	}
 	log_set_level(o.level);
 	log_set_format(o.log_format);
 	return serve(&o);

@@ -3,9 +3,12 @@
  * compiles the routes) and what the rest of the agent may read of a plan. */
 #include "plan.h"
 
+#include "client_key.h"
+
 #include "plan_loader.h"
 #include "plan_types.h"
 #include "router.h"
+#include "shift.h"
 #include "sha256.h"
 
 #include <errno.h>
@@ -214,4 +217,17 @@ int plan_route_side_backend(const struct plan *plan, int phase, int route, bool 
 int plan_default_backend_index(const struct plan *plan)
 {
 	return plan->default_backend;
+}
+
+bool plan_clients_key_is_src(const struct plan *plan)
+{
+	return plan->clients.key == CLIENT_KEY_SRC;
+}
+
+int plan_client_bucket(const struct plan *plan, const struct route_request *req)
+{
+	char key[CLIENT_KEY_MAX + 1];
+	size_t len = client_key(&plan->clients, req, key, sizeof(key));
+
+	return len ? (int)shift_bucket(plan->clients.salt, key, len) : -1;
 }

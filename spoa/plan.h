@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 struct plan;
+struct route_request;
 
 /* A condition checked before traffic enters a phase (docs/plan.md, Gates). */
 #define PLAN_MAX_GATES 16 /* per phase */
@@ -108,6 +109,12 @@ unsigned plan_route_percent(const struct plan *plan, int phase, int route);
  * clients; the others: backend old_query"), for the journal. */
 void plan_route_action_text(const struct plan *plan, int phase, int route, char *buf,
 			    size_t len);
+
+/* The plan's clients are keyed by source address (key: src). */
+bool plan_clients_key_is_src(const struct plan *plan);
+/* The bucket of req's client (shift.h) under the plan's clients block, or
+ * -1 when the request has no client key. */
+int plan_client_bucket(const struct plan *plan, const struct route_request *req);
 
 /* SHA-256 of the plan file's bytes, 64 lowercase hex digits: the plan's
  * identity across agents and restarts. */

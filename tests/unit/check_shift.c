@@ -3,12 +3,13 @@
  * (the documented hash, stable, uniform, salted), its side (monotonic in
  * the percent, forced by X-Cutover-Side, old without a key), and the
  * router's split decisions: one side for a client on every split route,
- * the old side the route's action before the split. */
+ * the old side the route's action before the split; --explain --client. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "explain.h"
 #include "plan.h"
 #include "plan_types.h"
 #include "router.h"
@@ -16,6 +17,7 @@
 
 #define KEYS 100000
 #define SPLIT "tests/unit/plans/valid-percent.yaml"
+#define SPLIT_SRC "tests/unit/plans/valid-percent-src.yaml"
 
 static const struct plan_clients by_header = { .key = CLIENT_KEY_HEADER,
 						 .header = "X-Api-Client", .salt = "s" };
@@ -273,6 +275,73 @@ START_TEST(one_side_on_every_split_route)
 }
 END_TEST
 
+/* --explain's text and JSON for o, and its exit status. */
+static int explain(const char *file, const struct explain_request_opts *o, char **text,
+		   char **errs)
+{
+	size_t n, m;
+	FILE *out = open_memstream(text, &n), *err = open_memstream(errs, &m);
+	int rc = explain_request_with(file, "GET", "/r", o, out, err);
+
+	fclose(out);
+	fclose(err);
+	return rc;
+}
+
+START_TEST(explain_shows_the_client_side)
+{
+	char *t, *e;
+	struct explain_request_opts o = { .all_phases = 1 };
+
+	ck_assert_int_eq(explain(SPLIT, &o, &t, &e), 0);
+	ck_assert_msg(strstr(t, "phase  2 ten                      route r -> 10% of clients "
+			     "(new): backend b; the others (old): backend a\n") != NULL, "%s", t);
+	ck_assert_msg(strstr(t, "route r -> 50% of clients (new): backend b; the others (old): "
+			     "backend a\n") != NULL, "%s", t);
+	free(t);
+	free(e);
+
+	o.client = "client-1"; /* bucket 4294 */
+	ck_assert_int_eq(explain(SPLIT, &o, &t, &e), 0);
+	ck_assert_msg(strstr(t, "GET /r client client-1: bucket 4294 of 10000\n") == t, "%s", t);
+	ck_assert_msg(strstr(t, "ten                      route r -> backend a; side old: bucket "
+			     "4294 >= 1000 (10% split)\n") != NULL, "%s", t);
+	ck_assert_msg(strstr(t, "fifty                    route r -> backend b; side new: bucket "
+			     "4294 < 5000 (50% split)\n") != NULL, "%s", t);
+	ck_assert_msg(strstr(t, "all                      route r -> backend b\n") != NULL, "%s", t);
+	free(t);
+	free(e);
+
+	o = (struct explain_request_opts){ .phase = "ten", .client = "client-1", .side = "new",
+					   .json = true };
+	ck_assert_int_eq(explain(SPLIT, &o, &t, &e), 0);
+	ck_assert_msg(strstr(t, "\"backend\": \"b\", \"status\": null, \"path\": null, "
+			     "\"link\": null, \"deprecated\": false, \"percent\": 10, \"side\": "
+			     "\"new\", \"bucket\": 4294, \"forced\": true}") != NULL, "%s", t);
+	free(t);
+	free(e);
+}
+END_TEST
+
+START_TEST(explain_client_by_address)
+{
+	char *t, *e;
+	struct explain_request_opts o = { .phase = "fifty", .client = "192.0.2.7" };
+
+	ck_assert_int_eq(explain(SPLIT_SRC, &o, &t, &e), 0); /* bucket 7552 */
+	ck_assert_msg(strstr(t, "route r -> backend a; side old: bucket 7552 >= 5000") != NULL,
+		      "%s", t);
+	free(t);
+	free(e);
+	o.client = "client-1";
+	ck_assert_int_eq(explain(SPLIT_SRC, &o, &t, &e), 1);
+	ck_assert_str_eq(e, SPLIT_SRC ": clients are keyed by source address (key: src): "
+			 "--client 'client-1' is not an IPv4 or IPv6 address\n");
+	free(t);
+	free(e);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("shift");
@@ -288,6 +357,8 @@ static Suite *suite(void)
 	tcase_add_test(t, no_key_takes_the_old_side);
 	tcase_add_test(t, router_takes_the_side);
 	tcase_add_test(t, one_side_on_every_split_route);
+	tcase_add_test(t, explain_shows_the_client_side);
+	tcase_add_test(t, explain_client_by_address);
 	suite_add_tcase(s, t);
 	return s;
 }
