@@ -584,8 +584,9 @@ class Session:
         if kv.get("version") != string("2.0"):
             raise AssertionError("AGENT-HELLO without version 2.0: %r" % kv)
 
-    def decide(self, method, path):
-        """NOTIFY of message `cutover` {method, path}; returns the ACK's variables
+    def decide(self, method, path, extra=()):
+        """NOTIFY of message `cutover` {method, path} and the (name, value)
+        arguments extra (e.g. ("client", "acme")); returns the ACK's variables
         as {"txn.phase": 3, "txn.backend": "old_query", ...}.
         Raises Disconnected when the agent answers with AGENT-DISCONNECT."""
         sid, self.next_sid = self.next_sid, self.next_sid + 1
@@ -593,6 +594,7 @@ class Session:
             message = cutover_message(method, path)
         else:
             message = ("cutover", [("method", string(method)), ("path", string(path))])
+        message[1].extend(list(extra))
         self.conn.send(notify(sid, 1, [message]))
         _, f = self.conn.recv_frame()
         if f.type == AGENT_DISCONNECT:
