@@ -2,9 +2,10 @@
 /* gate_http: one GET for an HTTP gate, non-blocking on the main loop.
  *
  * Connects to a numeric address, sends "GET path HTTP/1.0", reads the
- * answer until the peer closes (at most GATE_HTTP_MAX bytes) and calls back
+ * answer until the peer closes or GATE_HTTP_MAX bytes came (then the rest
+ * is not read: a longer answer is judged on its start) and calls back
  * once: with the raw response, or with why there is none (refused, timed
- * out, too large). The whole exchange is bounded by the timeout. */
+ * out). The whole exchange is bounded by the timeout. */
 #ifndef CUTOVER_GATE_HTTP_H
 #define CUTOVER_GATE_HTTP_H
 

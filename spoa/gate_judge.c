@@ -112,7 +112,10 @@ static bool read_number(struct cursor *c, double *out)
 	while (c->p < c->end && strchr("+-0123456789.eE", *c->p) && *c->p)
 		c->p++;
 	n = (size_t)(c->p - s);
-	if (n == 0 || n >= sizeof(buf) || !(s[0] == '-' || (s[0] >= '0' && s[0] <= '9')))
+	/* A number inside an object is followed by something: one at the end
+	 * of the text may have been cut (gate_http reads a bounded start). */
+	if (n == 0 || n >= sizeof(buf) || c->p >= c->end ||
+	    !(s[0] == '-' || (s[0] >= '0' && s[0] <= '9')))
 		return false;
 	memcpy(buf, s, n);
 	buf[n] = '\0';

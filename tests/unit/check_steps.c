@@ -101,6 +101,9 @@ START_TEST(json_number_paths)
 	ck_assert(!gate_json_number(doc, strlen(doc), "replication.lag_seconds.x", &v));
 	ck_assert(!gate_json_number("{\"lag\": inf}", 12, "lag", &v));
 	ck_assert(!gate_json_number("{\"lag\": 1", 9, "x", &v));  /* truncated */
+	ck_assert(!gate_json_number("{\"lag\": 12", 10, "lag", &v)); /* cut in the number */
+	ck_assert(gate_json_number("{\"lag\": 12,\"x\":[", 16, "lag", &v)); /* cut after it */
+	ck_assert(v == 12);
 	ck_assert(!gate_json_number("[{\"lag\": 1}]", 12, "lag", &v));
 	ck_assert(!gate_json_number("", 0, "lag", &v));
 }
