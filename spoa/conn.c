@@ -272,6 +272,8 @@ static void handle_notify(struct conn *c, const struct frame *f)
 	c->out_len += (size_t)len;
 	if (a.asked)
 		metrics_decision(ws->metrics, &a.d, metrics_now_ns() - t0);
+	if (a.asked && a.d.deprecated)
+		metrics_deprecated(ws->metrics, &a.req, ev_now(ws->loop));
 	metrics_frame(ws->metrics, METRICS_FRAME_ACK);
 	if (!a.asked) {
 		log_debug(CONN_FMT "sid=%" PRIu64 " fid=%" PRIu64 " no cutover message",

@@ -9,8 +9,13 @@
 #include <string.h>
 #include <time.h>
 
+#include <sys/random.h>
+
+#include "client_key.h"
+#include "client_usage.h"
 #include "json_out.h"
 #include "plan.h"
+#include "plan_types.h"
 #include "router.h"
 
 #define LABEL_MAX 65    /* plan names are at most 64 bytes */
@@ -49,6 +54,7 @@ struct metrics_worker {
 	counter buckets[BUCKETS + 1];
 	counter duration_ns;
 	struct bound bound;          /* written under lock, by the worker only */
+	struct client_usage *usage;  /* replaced under lock, by the worker only */
 };
 
 /* One label set of cutover_decisions_total and its count. */
@@ -89,6 +95,7 @@ static struct table totals = { .max = METRICS_TOTALS_MAX };
 /* cutover_split_decisions_total by name: rows with the side as backend. */
 static struct table split_totals = { .max = METRICS_TOTALS_MAX };
 static uint64_t totals_overflow;       /* folded decisions that found no row */
+static uint64_t started_ns;            /* metrics_now_ns() at the first worker */
 
 static struct {
 	const char *version;
@@ -160,6 +167,19 @@ void metrics_decision(struct metrics_worker *m, const struct decision *d, uint64
 		k++;
 	bump(&m->buckets[k]);
 	add(&m->duration_ns, nanoseconds);
+}
+
+void metrics_deprecated(struct metrics_worker *m, const struct route_request *req,
+			double unix_time)
+{
+	char key[CLIENT_KEY_MAX + 1];
+	size_t len = 0;
+
+	if (!m->usage)
+		return;
+	if (m->bound.plan)
+		len = client_key(&m->bound.plan->clients, req, key, sizeof(key));
+	client_usage_count(m->usage, key, len, (int64_t)(unix_time * 1000.0), metrics_now_ns());
 }
 
 uint64_t metrics_now_ns(void)
@@ -295,6 +315,8 @@ struct metrics_worker *metrics_worker_new(void)
 
 	if (m) {
 		pthread_mutex_lock(&lock);
+		if (started_ns == 0)
+			started_ns = metrics_now_ns();
 		m->next = workers;
 		workers = m;
 		pthread_mutex_unlock(&lock);
@@ -302,9 +324,36 @@ struct metrics_worker *metrics_worker_new(void)
 	return m;
 }
 
+/* Clients choose their keys: the table's hash gets a seed they cannot know. */
+static uint64_t random_seed(void)
+{
+	uint64_t seed;
+
+	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
+		seed = metrics_now_ns() ^ (uint64_t)(uintptr_t)&seed;
+	return seed;
+}
+
+/* A table of plan's clients.track entries, the previous one's counts
+ * carried over; NULL when the size stays (or out of memory: the previous
+ * one stays). Called by the worker, the table's only writer. */
+static struct client_usage *usage_for(const struct metrics_worker *m, const struct plan *plan)
+{
+	unsigned cap = plan->clients.track;
+	struct client_usage *u;
+
+	if (m->usage && client_usage_cap(m->usage) == cap)
+		return NULL;
+	u = client_usage_new(cap, random_seed());
+	if (u && m->usage)
+		client_usage_adopt(u, m->usage);
+	return u;
+}
+
 void metrics_bind_plan(struct metrics_worker *m, const struct plan *plan)
 {
 	struct bound next = { 0 }, prev;
+	struct client_usage *usage = plan ? usage_for(m, plan) : NULL, *old = NULL;
 
 	if (plan) {
 		next.plan = plan;
@@ -325,9 +374,14 @@ void metrics_bind_plan(struct metrics_worker *m, const struct plan *plan)
 		fold_split(&split_totals, &prev, &totals_overflow);
 	}
 	m->bound = next;
+	if (usage) {
+		old = m->usage;
+		m->usage = usage;
+	}
 	pthread_mutex_unlock(&lock);
 	free(prev.decisions);
 	free(prev.split);
+	client_usage_free(old);
 }
 
 void metrics_free_all(void)
@@ -338,6 +392,7 @@ void metrics_free_all(void)
 		workers = m->next;
 		free(m->bound.decisions);
 		free(m->bound.split);
+		client_usage_free(m->usage);
 		free(m);
 	}
 	table_free(&totals);
@@ -466,6 +521,52 @@ void metrics_version_line(char *buf, size_t size)
 	pthread_mutex_unlock(&lock);
 }
 
+/* ---- who calls deprecated routes ---- */
+
+/* Every worker's table read and merged (client_usage_merge), at most the
+ * largest table's size of rows. Called with lock held. */
+static bool collect_usage(struct usage_row **rows, size_t *n, struct usage_view *v,
+			  double *quiet)
+{
+	size_t room = 0, keep = 0;
+
+	*v = (struct usage_view){ 0 };
+	*n = 0;
+	for (struct metrics_worker *m = workers; m; m = m->next) {
+		if (m->usage) {
+			room += client_usage_cap(m->usage);
+			keep = client_usage_cap(m->usage) > keep ? client_usage_cap(m->usage) : keep;
+		}
+	}
+	*rows = malloc((room ? room : 1) * sizeof(**rows));
+	if (!*rows)
+		return false;
+	for (struct metrics_worker *m = workers; m; m = m->next) {
+		struct usage_view w;
+		if (!m->usage)
+			continue;
+		*n += client_usage_read(m->usage, *rows + *n, &w);
+		v->total += w.total;
+		v->other += w.other;
+		v->other_last_ms = w.other_last_ms > v->other_last_ms ? w.other_last_ms
+								      : v->other_last_ms;
+		v->last_mono_ns = w.last_mono_ns > v->last_mono_ns ? w.last_mono_ns
+								    : v->last_mono_ns;
+	}
+	*n = client_usage_merge(*rows, *n, keep, v);
+	uint64_t since = v->last_mono_ns ? v->last_mono_ns : started_ns, now = metrics_now_ns();
+	*quiet = now > since ? (double)(now - since) / 1e9 : 0.0;
+	return true;
+}
+
+bool metrics_usage(struct usage_row **rows, size_t *n, struct usage_view *view, double *quiet)
+{
+	pthread_mutex_lock(&lock);
+	bool ok = collect_usage(rows, n, view, quiet);
+	pthread_mutex_unlock(&lock);
+	return ok;
+}
+
 /* ---- the page ---- */
 
 struct page {
@@ -519,6 +620,63 @@ static void out_label(struct page *p, const char *s)
 static void family(struct page *p, const char *name, const char *type, const char *help)
 {
 	out(p, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A client whose key is "other" would clash with the series of the
+ * others: it is counted with them on this page. */
+static bool is_other(const struct usage_row *r)
+{
+	return r->len == 5 && memcmp(r->key, "other", 5) == 0;
+}
+
+static void out_client(struct page *p, const char *name, const struct usage_row *r)
+{
+	char label[CLIENT_USAGE_LABEL_MAX];
+
+	client_usage_label(r->key, r->len, label);
+	out(p, "%s{client=\"", name);
+	out_label(p, label);
+	out(p, "\"} ");
+}
+
+static void page_usage(struct page *p, const struct usage_row *rows, size_t n,
+		       const struct usage_view *v, double quiet)
+{
+	uint64_t other = v->other;
+	int64_t other_last = v->other_last_ms;
+
+	for (size_t i = 0; i < n; i++) {
+		if (is_other(&rows[i])) {
+			other += rows[i].requests;
+			other_last = rows[i].last_ms > other_last ? rows[i].last_ms : other_last;
+		}
+	}
+	family(p, "cutover_deprecated_requests_total", "counter",
+	       "Requests decided on a deprecated route, by client (the plan's clients.track "
+	       "clients with the most; the rest as client=\"other\").");
+	for (size_t i = 0; i < n; i++) {
+		if (is_other(&rows[i]))
+			continue;
+		out_client(p, "cutover_deprecated_requests_total", &rows[i]);
+		out(p, "%llu\n", (unsigned long long)rows[i].requests);
+	}
+	out(p, "cutover_deprecated_requests_total{client=\"other\"} %llu\n",
+	    (unsigned long long)other);
+	family(p, "cutover_deprecated_last_request_timestamp_seconds", "gauge",
+	       "When a client last called a deprecated route, in Unix time.");
+	for (size_t i = 0; i < n; i++) {
+		if (is_other(&rows[i]))
+			continue;
+		out_client(p, "cutover_deprecated_last_request_timestamp_seconds", &rows[i]);
+		out(p, "%.3f\n", (double)rows[i].last_ms / 1000.0);
+	}
+	if (other_last)
+		out(p, "cutover_deprecated_last_request_timestamp_seconds{client=\"other\"} %.3f\n",
+		    (double)other_last / 1000.0);
+	family(p, "cutover_deprecated_quiet_seconds", "gauge",
+	       "Seconds since this agent last decided a request on a deprecated route (since "
+	       "it started when none).");
+	out(p, "cutover_deprecated_quiet_seconds %.3f\n", quiet);
 }
 
 static int row_cmp(const void *a, const void *b)
@@ -700,15 +858,23 @@ char *metrics_render(size_t *len)
 	struct page p = { .cap = 16384 };
 	struct table all = { 0 }, split = { 0 };
 	uint64_t overflow;
+	struct usage_row *rows = NULL;
+	struct usage_view usage;
+	size_t nrows = 0;
+	double quiet = 0;
 
 	p.buf = malloc(p.cap);
 	if (!p.buf)
 		return NULL;
 	pthread_mutex_lock(&lock);
-	p.failed = !collect(&all, &split, &overflow);
+	p.failed = !collect(&all, &split, &overflow) ||
+		   !collect_usage(&rows, &nrows, &usage, &quiet);
 	page_facts(&p);
 	page_workers(&p);
 	pthread_mutex_unlock(&lock);
+	if (rows)
+		page_usage(&p, rows, nrows, &usage, quiet);
+	free(rows);
 	/* rows is NULL while nothing was counted; qsort() must not see it. */
 	if (all.n > 1)
 		qsort(all.rows, all.n, sizeof(*all.rows), row_cmp);

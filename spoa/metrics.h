@@ -12,6 +12,11 @@
  * at most METRICS_TOTALS_MAX label sets; decisions past that are counted in
  * cutover_decisions_overflow_total.
  *
+ * Deprecated-route requests are counted per client in a table of the
+ * worker's own (client_usage.h), written without a lock and read under the
+ * page's lock; it lives as long as the worker and is resized (its counts
+ * carried over) when a plan changes clients.track.
+ *
  * Facts about the process (build, plan loaded, reloads, listening) are
  * pushed in by the main thread; metrics calls nothing above it. */
 #ifndef CUTOVER_METRICS_H
@@ -24,6 +29,9 @@
 struct metrics_worker;
 struct plan;
 struct decision;
+struct route_request;
+struct usage_row;
+struct usage_view;
 
 #define METRICS_TOTALS_MAX 16384
 
@@ -60,6 +68,13 @@ void metrics_conn_closed(struct metrics_worker *m);
  * took, for the histogram. */
 void metrics_decision(struct metrics_worker *m, const struct decision *d, uint64_t nanoseconds);
 
+/* A decision on a deprecated route, for req, at unix_time (seconds):
+ * counted for its client (client_key.h) under the bound plan's `clients`
+ * block, in the worker's client_usage table (client_usage.h; its size is
+ * the plan's clients.track, set by metrics_bind_plan). */
+void metrics_deprecated(struct metrics_worker *m, const struct route_request *req,
+			double unix_time);
+
 /* A monotonic clock in nanoseconds, for timing a decision. */
 uint64_t metrics_now_ns(void);
 
@@ -86,6 +101,13 @@ void metrics_set_listening(void);
 bool metrics_ready(void);
 /* "cutover-spoa VERSION[ (REVISION)]\n": what --version and /version print. */
 void metrics_version_line(char *buf, size_t size);
+
+/* Who called deprecated routes: every worker's table read and merged into
+ * at most the plan's clients.track rows (*rows malloc'd, the caller frees
+ * it; most requests first), their sums in view, and *quiet the seconds
+ * since the last such request, or since the agent started when none came.
+ * False when out of memory. */
+bool metrics_usage(struct usage_row **rows, size_t *n, struct usage_view *view, double *quiet);
 
 /* The whole page as Prometheus text (version 0.0.4), malloc'd; NULL on
  * allocation failure. */

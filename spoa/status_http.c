@@ -12,6 +12,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "sockets.h"
+#include "usage_page.h"
 
 #define REQUEST_MAX 4096
 #define CLIENTS_MAX 16
@@ -120,6 +121,22 @@ static bool target_is(const char *req, const char *path)
 	       (req[4 + n] == ' ' || req[4 + n] == '?' || req[4 + n] == '\r' || req[4 + n] == '\n');
 }
 
+/* /clients (text) or /clients.json: who still calls deprecated routes. */
+static void clients(struct client *c, bool json)
+{
+	struct usage_row *rows = NULL;
+	struct usage_view v;
+	size_t n = 0, len = 0;
+	double quiet = 0;
+	char *page = NULL;
+
+	if (metrics_usage(&rows, &n, &v, &quiet))
+		page = json ? usage_page_json(rows, n, &v, quiet, &len)
+			    : usage_page_text(rows, n, &v, quiet, &len);
+	free(rows);
+	respond(c, 200, "OK", json ? "application/json" : "text/plain; charset=utf-8", page, len);
+}
+
 static void route(struct client *c)
 {
 	if (strncmp(c->req, "GET ", 4) != 0) {
@@ -132,6 +149,8 @@ static void route(struct client *c)
 		size_t len = 0;
 		char *page = metrics_status_json(&len);
 		respond(c, 200, "OK", "application/json", page, len);
+	} else if (target_is(c->req, "/clients") || target_is(c->req, "/clients.json")) {
+		clients(c, target_is(c->req, "/clients.json"));
 	} else if (target_is(c->req, "/healthz")) {
 		respond_text(c, 200, "OK", "ok\n");
 	} else if (target_is(c->req, "/readyz")) {

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* status_http: the metrics port, a tiny HTTP/1.0 responder on the main
- * thread's loop. GET /metrics (Prometheus text, metrics.h), /healthz (the
- * process answers), /readyz (200 once a plan is loaded and the SPOP
+ * thread's loop. GET /metrics (Prometheus text, metrics.h), /clients and
+ * /clients.json (who still calls deprecated routes, usage_page.h), /healthz
+ * (the process answers), /readyz (200 once a plan is loaded and the SPOP
  * listener is up, 503 before), /version. One request per connection, at
  * most 16 connections at once, 5 seconds each. */
 #ifndef CUTOVER_STATUS_HTTP_H
