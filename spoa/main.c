@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clients_cmd.h"
 #include "explain.h"
 #include "fallback_writer.h"
 #include "log.h"
@@ -44,6 +45,7 @@ static const char usage_text[] =
 	"       cutover-spoa --write-fallback DIR [--haproxy-socket PATH] FILE\n"
 	"       cutover-spoa --explain FILE METHOD PATH [--host HOST] [--phase NUMBER|NAME]\n"
 	"                    [--all-phases] [--client KEY] [--side new|old] [--json]\n"
+	"       cutover-spoa --clients ADDR:PORT [ADDR:PORT...]\n"
 	"       cutover-spoa --help | --version\n"
 	"\n"
 	"SPOE agent that routes HTTP requests through a migration plan.\n"
@@ -53,8 +55,8 @@ static const char usage_text[] =
 	"  --threads N            worker threads, default: online CPUs\n"
 	"  --log-format FORMAT    logfmt (default) or json, one event per line\n"
 	"  --log-level LEVEL      error, warn, info (default) or debug; logs go to stderr\n"
-	"  --metrics ADDR:PORT    serve GET /metrics (Prometheus text), /healthz, /readyz,\n"
-	"                         /version\n"
+	"  --metrics ADDR:PORT    serve GET /metrics (Prometheus text), /clients,\n"
+	"                         /clients.json, /status, /healthz, /readyz, /version\n"
 	"  --max-connections N    open HAProxy connections at most, default 4096\n"
 	"  --state-dir DIR        keep the live phase there (effective.json) across restarts\n"
 	"  --journal FILE         append every phase step, refused or held edit (JSON lines)\n"
@@ -65,6 +67,8 @@ static const char usage_text[] =
 	"  --write-fallback DIR FILE\n"
 	"                         write the fallback map of FILE's current phase into DIR\n"
 	"                         (and install it in HAProxy, given its admin socket)\n"
+	"  --clients ADDR:PORT... the clients still calling deprecated routes, from each\n"
+	"                         agent's metrics port (/clients.json), merged\n"
 	"  --explain FILE METHOD PATH\n"
 	"                         print the decision for one request\n"
 	"  --host HOST            with --explain: the request's Host header\n"
@@ -89,6 +93,7 @@ struct options {
 	const char *host;           /* --explain --host */
 	const char *client;         /* --explain --client */
 	const char *side;           /* --explain --side */
+	const char *clients;        /* --clients: the first agent */
 	int json;                   /* --check/--explain --json */
 	int write_fallback;
 	int all_phases;
@@ -116,7 +121,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	enum { OPT_PHASE = 256, OPT_ALL_PHASES, OPT_MAX_CONNS, OPT_METRICS, OPT_LOG_LEVEL,
 	       OPT_STATE_DIR, OPT_JOURNAL, OPT_FALLBACK_DIR, OPT_WRITE_FALLBACK,
 	       OPT_HAPROXY_CONFIG, OPT_HAPROXY_SOCKET, OPT_HOST, OPT_JSON, OPT_CLIENT,
-	       OPT_SIDE };
+	       OPT_SIDE, OPT_CLIENTS };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "listen", required_argument, NULL, 'l' },
@@ -139,6 +144,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "client", required_argument, NULL, OPT_CLIENT },
 		{ "side", required_argument, NULL, OPT_SIDE },
+		{ "clients", required_argument, NULL, OPT_CLIENTS },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -172,6 +178,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 			}
 			o->side = optarg;
 			break;
+		case OPT_CLIENTS: o->clients = optarg; break;
 		case 't':
 			if (!parse_count(optarg, 1, MAX_THREADS, &o->threads)) {
 				fprintf(stderr, "cutover-spoa: --threads: 1 to %d\n", MAX_THREADS);
@@ -219,6 +226,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		}
 		return -1;
 	}
+	if (o->clients)
+		return -1; /* the other agents follow */
 	if (o->write_fallback) {
 		if (argc - optind != 1) {
 			fprintf(stderr, "cutover-spoa: --write-fallback DIR FILE\n");
@@ -370,6 +379,22 @@ static int serve(const struct options *o)
 	return 0;
 }
 
+/* --clients A [B...]: A is the option's argument, the rest follow. */
+static int clients(const struct options *o, char **rest, int nrest)
+{
+	char **addrs = malloc(((size_t)nrest + 1) * sizeof(*addrs));
+
+	if (!addrs) {
+		fprintf(stderr, "cutover-spoa: out of memory\n");
+		return 2;
+	}
+	addrs[0] = (char *)o->clients;
+	memcpy(addrs + 1, rest, (size_t)nrest * sizeof(*addrs));
+	int rc = clients_command(addrs, nrest + 1, stdout, stderr);
+	free(addrs);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = { .max_connections = DEFAULT_MAX_CONNECTIONS, .level = LOGL_INFO };
@@ -377,6 +402,8 @@ int main(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
+	if (o.clients)
+		return clients(&o, argv + optind, argc - optind);
 	if (o.write_fallback && o.haproxy_socket)
 		return fallback_writer_once(o.fallback_dir, o.haproxy_socket, argv[optind]);
 	if (o.write_fallback)
