@@ -13,6 +13,10 @@ read back over Prometheus's HTTP API:
                           both agents, the last good phase still serves
   rule_metrics_exist      every metric the alerts read is exported (but the
                           pending sunset one)
+  deprecated_per_client   load.py's clients (X-Api-Client load-0, load-1) on
+                          the old API at phase 8: Prometheus reads each one's
+                          cutover_deprecated_requests_total per agent, equal
+                          to the agent's /clients.json, and its last request
   dashboard_queries       every expr of packaging/grafana/cutover.json evaluates
   promtool_rules          promtool check/test rules on packaging/prometheus
 
@@ -31,6 +35,7 @@ import time
 import pytest
 
 import harness
+import http_once
 import plan_phase
 import prom
 import system
@@ -82,6 +87,7 @@ def observed():
             load.proc.wait(30)
             load.stop()
         time.sleep(1.0)  # a last scrape after the load
+        out["deprecated"] = deprecated_per_client(s, p)
         window = "%ds" % (time.time() - start + 2)
         out["decisions"] = p.by('sum by (phase) (increase(cutover_decisions_total{job="cutover"}[%s]))'
                                 % window, "phase")
@@ -96,6 +102,20 @@ def observed():
         # No agent may crash (its files stay for a look when one did).
         crashes = s.stop()
     assert crashes == [], crashes
+
+
+def deprecated_per_client(s, p):
+    """Per (instance, client): Prometheus's cutover_deprecated_requests_total
+    and last-request time, and the agent's /clients.json, read after the load."""
+    counts = p.query('cutover_deprecated_requests_total{job="cutover"}')
+    stamps = p.query('cutover_deprecated_last_request_timestamp_seconds{job="cutover"}')
+    agents = {}
+    for a in s.agents:
+        view = http_once.request(a.metrics_port, "GET", "/clients.json", timeout=5).json()
+        agents["127.0.0.1:%d" % a.metrics_port] = view
+    return {"counts": {(m["instance"], m["client"]): v for m, v in counts},
+            "stamps": {(m["instance"], m["client"]): v for m, v in stamps},
+            "agents": agents}
 
 
 def fallback(s, p):
@@ -177,6 +197,25 @@ def test_plan_rejected(observed):
     assert sorted(m["instance"] for m, _ in r["alert"]) == sorted(observed["agents"])
     # The last good plan keeps serving.
     assert r["phases"] == {a: WALK[-1] for a in observed["agents"]}, r["phases"]
+
+
+def test_deprecated_per_client(observed):
+    d = observed["deprecated"]
+    print("deprecated requests per (agent, client): %s" % d["counts"])
+    from_agents = {}
+    for instance, view in d["agents"].items():
+        for c in view["clients"]:
+            from_agents[(instance, c["client"])] = c["requests"]
+        from_agents[(instance, "other")] = view["other"]["requests"]
+    assert d["counts"] == from_agents
+    by_client = {}
+    for (_, client), v in d["counts"].items():
+        by_client[client] = by_client.get(client, 0) + v
+    assert by_client.get("load-0", 0) > 0 and by_client.get("load-1", 0) > 0, by_client
+    now = time.time()
+    for key, v in d["counts"].items():
+        if key[1] != "other":
+            assert now - 600 < d["stamps"][key] <= now, (key, d["stamps"].get(key))
 
 
 def rule_metric_names():
