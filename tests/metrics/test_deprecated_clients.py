@@ -8,7 +8,8 @@
                         over two worker threads add up
   track_bounds_series   a plan's clients.track caps the client series (the
                         rest is other, totals kept); a reload with a smaller
-                        track keeps the top clients and the total
+                        track keeps the top clients and the total; with two
+                        worker threads too
   labels_escaped        keys with quotes, backslashes, control and non-ASCII
                         bytes: printable labels promtool accepts, distinct
   no_clients_block      a plan without clients: every request is other
@@ -134,6 +135,20 @@ def test_track_bounds_series(start_agent):
     send(a, [("a", "/v1/")])  # the worker takes the new plan with a request
     got = counts(a.scrape())
     assert got == {"a": 7, "other": len(reqs) - 6}, got
+
+
+def test_track_bounds_series_over_workers(start_agent):
+    """Two workers, each with a table of 3: the page merges them into 3
+    clients and other (12 connections: both workers take some)."""
+    a = start_agent(plan(track=3), threads=2)
+    reqs = [("k%02d" % i, "/v1/") for i in range(30) for _ in range(1 + i % 4)]
+    send(a, reqs, connections=12)
+    got = counts(a.scrape())
+    assert len(got) == 3 + 1, got
+    assert sum(got.values()) == len(reqs)
+    view = clients_json(a)
+    assert len(view["clients"]) == 3
+    assert sum(c["requests"] for c in view["clients"]) + view["other"]["requests"] == len(reqs)
 
 
 def test_labels_escaped(start_agent):
