@@ -178,8 +178,10 @@ def test_no_clients_block(start_agent):
 
 
 def test_quiet_seconds(start_agent):
+    born = time.monotonic()
     a = start_agent(plan(), threads=1)
     q0 = clients_json(a)["quiet_seconds"]
+    assert q0 <= time.monotonic() - born, q0  # not older than the agent
     time.sleep(1.0)
     q1 = clients_json(a)["quiet_seconds"]
     assert 0 <= q0 < q1 and q1 - q0 >= 0.9, (q0, q1)  # since the start

@@ -89,11 +89,14 @@ def test_quiet_gate(start_system, tmp_path):
     template = tmp_path / "plan.yaml"
     template.write_text(plan(9))
     layout = Layout(str(template), HAPROXY_CFG, haproxy_env, SAMPLE.apps)
+    born = time.monotonic()
     s = start_system("quiet-gate", 9, agents=2, metrics=True, layout=layout)
     ports = [a.metrics_port for a in s.agents]
 
     # A fresh start counts as no quiet yet: the step waits until T after it.
-    started = time.monotonic() - max(quiet(a) for a in s.agents)
+    quiet_now = max(quiet(a) for a in s.agents)
+    assert quiet_now <= time.monotonic() - born, "quiet longer than the agents ran"
+    started = time.monotonic() - quiet_now
     assert time.monotonic() - started < T - 1, "the system took too long to start"
     write_atomic(s.plan, plan(10, ports))
     first = wait_effective(s, 10, T + 5)
