@@ -24,7 +24,8 @@ FAMILIES = (
     "cutover_decisions_total", "cutover_decisions_overflow_total",
     "cutover_decision_duration_seconds", "cutover_open_connections",
     "cutover_connections_accepted_total", "cutover_frames_total",
-    "cutover_protocol_errors_total",
+    "cutover_protocol_errors_total", "cutover_deprecated_requests_total",
+    "cutover_deprecated_last_request_timestamp_seconds", "cutover_deprecated_quiet_seconds",
 )
 
 # A plan with every outcome a decision can have: a backend, a rewrite that
