@@ -258,6 +258,7 @@ static void handle_notify(struct conn *c, const struct frame *f)
 
 	metrics_frame(ws->metrics, METRICS_FRAME_NOTIFY);
 	uint64_t t0 = metrics_now_ns();
+	ws->decider.now = (int64_t)ev_now(ws->loop); /* the loop turn's wall clock */
 	ssize_t len = decide_notify(&ws->decider, f, c->max_frame, c->out + c->out_len,
 				    out_room(c), &a, &status);
 	if (len == SPOP_INVALID) {

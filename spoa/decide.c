@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "decide.h"
 
+#include "plan.h"
+#include "sunset.h"
+
 #include <limits.h>
 #include <string.h>
 
@@ -73,6 +76,7 @@ static void set_cstring(struct ack_builder *b, const char *name, const char *s)
 void decider_init(struct decider *dc, const struct plan *plan)
 {
 	dc->plan = plan;
+	dc->now = 0;
 	for (int i = 0; i < DECIDE_SLOTS; i++)
 		dc->slot[i].route = INT_MIN;
 }
@@ -91,9 +95,20 @@ static void put_side(struct ack_builder *b, const struct decision *d)
 		set_cstring(b, "side", d->side == SIDE_NEW ? "new" : "old");
 }
 
+/* The route's deprecation headers' values, made at plan load: only with a
+ * decision that routes, as the proxy's own answers (400, 410, 414) carry no
+ * such headers, and the 414 answer must fit FRAME_MIN_MAX_SIZE. */
+static void set_deprecation(struct ack_builder *b, const struct plan_deprecation *dep)
+{
+	set_cstring(b, "deprecation", dep->date_sf);
+	set_cstring(b, "sunset", dep->sunset_imf);
+	if (dep->policy)
+		set_cstring(b, "policy", dep->policy);
+}
+
 /* The slot holding d's fixed variables, encoded now if it held another
  * decision's; NULL only if they do not fit, which names of at most
- * PLAN_MAX_NAME (64) bytes cannot cause. */
+ * PLAN_MAX_NAME (64) bytes and a policy of PLAN_MAX_POLICY cannot cause. */
 static const struct decide_slot *slot_for(struct decider *dc, const struct decision *d)
 {
 	struct decide_slot *s = &dc->slot[slot_index(d)];
@@ -114,6 +129,8 @@ static const struct decide_slot *slot_for(struct decider *dc, const struct decis
 	if (d->deprecated)
 		frame_ack_set_bool(&b, FRAME_SCOPE_TXN, "deprecated", true);
 	put_side(&b, d);
+	if (d->deprecated && d->status == 0)
+		set_deprecation(&b, plan_route_deprecation(dc->plan, d->route_index));
 	ssize_t all = frame_actions_end(&b);
 	if (before < 0 || all < 0)
 		return NULL;
@@ -121,7 +138,7 @@ static const struct decide_slot *slot_for(struct decider *dc, const struct decis
 	s->status = d->status;
 	s->side = d->side;
 	s->before_len = (uint8_t)before;
-	s->after_len = (uint8_t)(all - before);
+	s->after_len = (uint16_t)(all - before);
 	return s;
 }
 
@@ -148,7 +165,8 @@ static unsigned put_rewrite(struct ack_builder *b, const struct rewrite *rw, str
 	return 0;
 }
 
-/* The ACK: txn backend, path, phase, route, status, deprecated, side, link (none
+/* The ACK: txn backend, path, phase, route, status, deprecated, side,
+ * deprecation, sunset, policy, link (none
  * when d is NULL; no path or link when rw is NULL or has none). *refused:
  * the router refused the rewrite (the ACK is then to be made again). */
 static ssize_t encode_ack(struct decider *dc, const struct frame *f, uint32_t max_frame,
@@ -191,6 +209,8 @@ ssize_t decide_notify(struct decider *dc, const struct frame *f, uint32_t max_fr
 		return encode_ack(dc, f, max_frame, out, out_cap, NULL, NULL, &refused);
 
 	router_match(dc->plan, -1, &a->req, &a->d, &rw);
+	if (sunset_passed(dc->plan, &a->d, dc->now))
+		sunset_gone(&a->d, &rw);
 	ssize_t n = encode_ack(dc, f, max_frame, out, out_cap, &a->d, &rw, &refused);
 	if (n >= 0 && !refused)
 		return n;

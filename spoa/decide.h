@@ -15,6 +15,10 @@
  *   txn.cutover.deprecated BOOL  true when the route is deprecated
  *   txn.cutover.side     STRING  on a route split between clients only:
  *                                "new" or "old", the side this client took
+ *   txn.cutover.deprecation STRING deprecated and routed (no status): the
+ *                                date, RFC 9745 "@<epoch>"
+ *   txn.cutover.sunset   STRING  likewise: the sunset, an IMF-fixdate
+ *   txn.cutover.policy   STRING  likewise: the policy URL (absent: none)
  *   txn.cutover.link     STRING  successor path of a 410
  * and nothing else: no proc-scope variable (HAProxy takes a process-wide
  * lock for each; the fallback reads its phase from the map files). The ACK
@@ -25,7 +29,10 @@
  * Over-size: when that ACK would exceed the negotiated max-frame-size, the
  * route's decision is kept but status becomes 414 and the backend, path and
  * link are left out, so HAProxy answers 414 instead of routing unrewritten.
- * A rewrite the router refuses is answered 400 whatever the room. */
+ * A rewrite the router refuses is answered 400 whatever the room.
+ *
+ * Time: at or after a deprecated route's sunset (the decider's `now`), the
+ * decision is sunset.h's 410 with the rewrite as its link. */
 #ifndef CUTOVER_DECIDE_H
 #define CUTOVER_DECIDE_H
 
@@ -52,24 +59,29 @@ struct plan;
  * the action's backend is kept (0) or dropped (the action's 404/410, a
  * refused 400, a 414). No allocation; it belongs to one thread. */
 #define DECIDE_SLOTS 1024
-#define DECIDE_SLOT_BYTES 240 /* two names of PLAN_MAX_NAME and five small values */
+/* two names of PLAN_MAX_NAME and five small values; the deprecation's two
+ * dates and a policy of PLAN_MAX_POLICY */
+#define DECIDE_SLOT_BYTES 600
 
 struct decide_slot {
 	int route; /* route index, -1 for no route; INT_MIN: empty */
 	unsigned status;
 	enum split_side side;
 	uint8_t before_len; /* txn.backend, before txn.path */
-	uint8_t after_len;  /* txn.phase, route, status, deprecated, side, before txn.link */
+	uint16_t after_len; /* txn.phase, route, status, deprecated, side,
+			       deprecation, sunset, policy, before txn.link */
 	uint8_t bytes[DECIDE_SLOT_BYTES];
 };
 
 struct decider {
 	const struct plan *plan;
+	int64_t now; /* the decision time, seconds since the epoch: the caller's
+			clock (the worker's loop time), set before deciding */
 	struct decide_slot slot[DECIDE_SLOTS];
 };
 
-/* Binds d to plan, forgetting what it encoded for the previous one. Call on
- * every plan change, before the old plan is released. */
+/* Binds d to plan, forgetting what it encoded for the previous one (now is
+ * set to 0). Call on every plan change, before the old plan is released. */
 void decider_init(struct decider *d, const struct plan *plan);
 
 struct answer {

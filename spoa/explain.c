@@ -9,6 +9,7 @@
 #include "plan.h"
 #include "router.h"
 #include "shift.h"
+#include "sunset.h"
 
 #include <arpa/inet.h>
 
@@ -17,6 +18,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define EXPLAIN_ERR_MAX 1024
 #define EXPLAIN_LIST_MAX 8  /* names listed by --check before "..." */
@@ -282,8 +284,24 @@ int explain_check_json(const char *file, FILE *out)
 	return 0;
 }
 
-static void json_decision(FILE *out, const struct decision *d, bool current)
+/* The route's deprecation when d is deprecated, else NULL. */
+static const struct plan_deprecation *deprecation_of(const struct plan *p,
+						     const struct decision *d)
 {
+	return d->deprecated ? plan_route_deprecation(p, d->route_index) : NULL;
+}
+
+/* A deprecated action always routes: as a 410 it is past its sunset. */
+static bool past_sunset(const struct decision *d)
+{
+	return d->deprecated && d->status == 410;
+}
+
+static void json_decision(FILE *out, const struct plan *p, const struct decision *d,
+			  bool current)
+{
+	const struct plan_deprecation *dep = deprecation_of(p, d);
+
 	fprintf(out, "{\"phase\": %u, \"phase_name\": ", d->phase);
 	json_cstr(out, d->phase_name);
 	fprintf(out, ", \"current\": %s, \"route\": ", current ? "true" : "false");
@@ -298,7 +316,13 @@ static void json_decision(FILE *out, const struct decision *d, bool current)
 	json_string(out, d->path, d->path_len);
 	fputs(", \"link\": ", out);
 	json_string(out, d->link, d->link_len);
-	fprintf(out, ", \"deprecated\": %s", d->deprecated ? "true" : "false");
+	fprintf(out, ", \"deprecated\": %s, \"deprecation\": ", d->deprecated ? "true" : "false");
+	json_cstr(out, dep ? dep->date_sf : NULL);
+	fputs(", \"sunset\": ", out);
+	json_cstr(out, dep ? dep->sunset_imf : NULL);
+	fputs(", \"policy\": ", out);
+	json_cstr(out, dep ? dep->policy : NULL);
+	fprintf(out, ", \"past_sunset\": %s", past_sunset(d) ? "true" : "false");
 	if (d->side == SIDE_NONE) {
 		fputc('}', out);
 		return;
@@ -313,8 +337,10 @@ static void json_decision(FILE *out, const struct decision *d, bool current)
 }
 
 /* What HAProxy does with a routed request, in words. */
-static void print_action(FILE *out, const struct decision *d)
+static void print_action(FILE *out, const struct plan *p, const struct decision *d)
 {
+	const struct plan_deprecation *dep = deprecation_of(p, d);
+
 	if (d->status == 400)
 		fprintf(out, "status 400 (rewrite refused: the path holds bytes or "
 			"dot segments a rewrite may not carry)");
@@ -334,6 +360,10 @@ static void print_action(FILE *out, const struct decision *d)
 		fprintf(out, ", link %.*s", (int)d->link_len, d->link);
 	if (d->deprecated)
 		fprintf(out, ", deprecated");
+	if (dep)
+		fprintf(out, " (Deprecation %s, Sunset %s%s%s%s)", dep->date_sf, dep->sunset_imf,
+			dep->policy ? ", policy " : "", dep->policy ? dep->policy : "",
+			past_sunset(d) ? ": past the sunset, gone" : "");
 }
 
 /* A split route's decision: the side this client took, and why. */
@@ -367,11 +397,11 @@ static void print_decision(FILE *out, const struct plan *p, const struct decisio
 	fprintf(out, "route %s -> ", d->route);
 	if (both) {
 		fprintf(out, "%u%% of clients (new): ", d->percent);
-		print_action(out, d);
+		print_action(out, p, d);
 		fprintf(out, "; the others (old): ");
-		print_action(out, both);
+		print_action(out, p, both);
 	} else {
-		print_action(out, d);
+		print_action(out, p, d);
 		if (d->side != SIDE_NONE)
 			print_side(out, d);
 	}
@@ -399,12 +429,13 @@ static void print_entry_guards(FILE *out, const struct plan *p, int i)
 
 /* d as the agent sends it: a rewrite or link must fit, with the other
  * variables decide_notify sends (txn backend, path, phase, route, status,
- * deprecated, side, link), in an ACK of the agent's max-frame-size
+ * deprecated and, when routed, deprecation, sunset and policy; side; link),
+ * in an ACK of the agent's max-frame-size
  * (FRAME_AGENT_MAX_SIZE, HAProxy's default as well) with stream and frame
  * ids of the largest size; if it does not, the agent answers 414 without
  * backend, path or link, and so does --explain. So a rewrite --explain
  * shows is one the agent sends. */
-static void within_agent_limits(struct decision *d)
+static void within_agent_limits(const struct plan *p, struct decision *d)
 {
 	static uint8_t ack[FRAME_LEN_SIZE + FRAME_AGENT_MAX_SIZE];
 	struct ack_builder b;
@@ -423,12 +454,34 @@ static void within_agent_limits(struct decision *d)
 		frame_ack_set_int64(&b, FRAME_SCOPE_TXN, "status", d->status);
 	if (d->deprecated)
 		frame_ack_set_bool(&b, FRAME_SCOPE_TXN, "deprecated", true);
+	if (d->deprecated && !d->status) {
+		const struct plan_deprecation *dep = plan_route_deprecation(p, d->route_index);
+
+		frame_ack_set_string(&b, FRAME_SCOPE_TXN, "deprecation", dep->date_sf,
+				     strlen(dep->date_sf));
+		frame_ack_set_string(&b, FRAME_SCOPE_TXN, "sunset", dep->sunset_imf,
+				     strlen(dep->sunset_imf));
+		if (dep->policy)
+			frame_ack_set_string(&b, FRAME_SCOPE_TXN, "policy", dep->policy,
+					     strlen(dep->policy));
+	}
 	if (d->side != SIDE_NONE)
 		frame_ack_set_string(&b, FRAME_SCOPE_TXN, "side", "new", 3);
 	if (d->link)
 		frame_ack_set_string(&b, FRAME_SCOPE_TXN, "link", d->link, d->link_len);
 	if (frame_ack_end(&b) < 0)
 		router_refuse(d, 414);
+}
+
+/* The agent's decision for req in phase i at now: the router's, past a
+ * sunset the 410 (sunset.h), within the agent's limits. */
+static void decide_now(const struct plan *p, int i, const struct route_request *req,
+		       struct decision *d, char *scratch, size_t cap, int64_t now)
+{
+	router_decide_in(p, i, req, d, scratch, cap);
+	if (sunset_passed(p, d, now))
+		sunset_gone(d, NULL);
+	within_agent_limits(p, d);
 }
 
 int explain_request(const char *file, const char *method, const char *path,
@@ -505,6 +558,7 @@ int explain_request_with(const char *file, const char *method, const char *path,
 		.side = o->side, .side_len = o->side ? strlen(o->side) : 0,
 	};
 	struct plan *p = load(file, err);
+	int64_t now = (int64_t)time(NULL); /* a sunset is judged as the agent would now */
 	int index, first, last;
 
 	if (!p)
@@ -543,11 +597,10 @@ int explain_request_with(const char *file, const char *method, const char *path,
 		struct decision d, old;
 		bool both;
 
-		router_decide_in(p, i, &req, &d, scratch, sizeof(scratch));
-		within_agent_limits(&d);
+		decide_now(p, i, &req, &d, scratch, sizeof(scratch), now);
 		if (o->json) {
 			fputs(i > first ? ",\n  " : "\n  ", out);
-			json_decision(out, &d, i == plan_current_phase(p));
+			json_decision(out, p, &d, i == plan_current_phase(p));
 			continue;
 		}
 		/* No client and no side on a split route: show both sides. */
@@ -557,11 +610,9 @@ int explain_request_with(const char *file, const char *method, const char *path,
 
 			forced.side = "new";
 			forced.side_len = 3;
-			router_decide_in(p, i, &forced, &d, scratch, sizeof(scratch));
-			within_agent_limits(&d);
+			decide_now(p, i, &forced, &d, scratch, sizeof(scratch), now);
 			forced.side = "old";
-			router_decide_in(p, i, &forced, &old, other, sizeof(other));
-			within_agent_limits(&old);
+			decide_now(p, i, &forced, &old, other, sizeof(other), now);
 		}
 		fprintf(out, "%c phase %2u %-24s ", i == plan_current_phase(p) ? '*' : ' ', d.phase,
 			d.phase_name);

@@ -203,7 +203,8 @@ int fallback_write_map(const struct plan *plan, FILE *out)
 		put_key(out, r, a->tpl);
 		fprintf(out, " %u|%s|", ph->number, r->name);
 		if (a->kind == ACTION_BACKEND)
-			fprintf(out, "%s||%s|", plan->backends[a->backend], a->deprecated ? "1" : "");
+			fprintf(out, "%s||%s|", plan->backends[a->backend],
+				a->deprecated ? r->deprecation->date_sf : "");
 		else
 			fprintf(out, "|%u||", a->status);
 		if (a->tpl)

@@ -19,15 +19,19 @@
  *
  * phase is the number of the plan's current phase (the fallback's memory
  * across HAProxy restarts); route, backend, status (404, 410) and deprecated
- * ("1") are empty when the agent would not set them; the last field is the
+ * (the route's deprecation date as the Deprecation header carries it,
+ * "@<epoch>") are empty when the agent would not set them; the last field is the
  * rewritten path (with a backend) or the 410's link, built from the request
  * by back-references (\1..\9) to the captures the template uses. It comes
  * last so that a '|' the request's path carries stays in it, where
  * haproxy.cfg's path checks refuse it (400) as the agent does. A route split
  * between clients (a progressive shift) is written with its old side, the
  * action every client had before the split: the map cannot hash a client's
- * key, and the old side is what the plan did before the split began. Pure:
- * writes to the caller's stream, no other I/O. */
+ * key, and the old side is what the plan did before the split began. The
+ * map holds no clock and no Sunset or policy: without an agent a deprecated
+ * route is routed as its phase says past its sunset too, with its
+ * Deprecation and successor Link headers only (docs/plan.md, Deprecation).
+ * Pure: writes to the caller's stream, no other I/O. */
 #ifndef CUTOVER_FALLBACK_H
 #define CUTOVER_FALLBACK_H
 

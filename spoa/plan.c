@@ -114,6 +114,11 @@ const char *plan_override_reason(const struct plan *plan)
 	return plan->override_reason;
 }
 
+const struct plan_deprecation *plan_route_deprecation(const struct plan *plan, int index)
+{
+	return plan->routes[index].deprecation;
+}
+
 static int action_text(const struct plan *plan, const struct action *a, char *buf, size_t len)
 {
 	if (a->kind == ACTION_BACKEND)

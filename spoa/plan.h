@@ -10,9 +10,24 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "httpdate.h"
 
 struct plan;
 struct route_request;
+
+/* A route's `deprecation:` block (docs/plan.md, Deprecation): when the route
+ * was deprecated, when it goes, and where its policy is; the header values
+ * HAProxy sends are made once, at load. */
+#define PLAN_MAX_POLICY 256
+
+struct plan_deprecation {
+	int64_t date, sunset;        /* seconds since the epoch; sunset >= date */
+	const char *policy;          /* absolute http(s) URL; NULL when absent */
+	char date_sf[HTTPDATE_SF_SIZE];    /* "@1796083200" (Deprecation) */
+	char sunset_imf[HTTPDATE_IMF_SIZE]; /* "Wed, 30 Jun 2027 00:00:00 GMT" (Sunset) */
+};
 
 /* A condition checked before traffic enters a phase (docs/plan.md, Gates). */
 #define PLAN_MAX_GATES 16 /* per phase */
@@ -84,6 +99,8 @@ int plan_route_count(const struct plan *plan);
 const char *plan_route_name(const struct plan *plan, int index);
 /* The route's path pattern as written in the plan. */
 const char *plan_route_path(const struct plan *plan, int index);
+/* The route's deprecation block; NULL when it has none. */
+const struct plan_deprecation *plan_route_deprecation(const struct plan *plan, int index);
 
 int plan_backend_count(const struct plan *plan);
 const char *plan_backend_name(const struct plan *plan, int index);

@@ -8,6 +8,7 @@
  * can leak. */
 #include "plan_loader.h"
 
+#include "httpdate.h"
 #include "method.h"
 #include "plan.h"
 #include "plan_types.h"
@@ -268,13 +269,74 @@ static bool host_ok(const char *s, size_t len)
 	return true;
 }
 
+static bool read_date(struct loader *l, const struct ynode *n, const char *what,
+		      int64_t *out)
+{
+	char why[128];
+
+	if (n->kind != YNODE_SCALAR)
+		return fail(l, n, "'%s' must be a date", what);
+	if (!httpdate_parse(n->text, n->len, out, why, sizeof(why)))
+		return fail(l, n, "bad %s '%s': %s", what, SHOW(n), why);
+	return true;
+}
+
+/* An absolute http or https URL of the bytes RFC 3986 allows: it goes into
+ * a Link header between '<' and '>' as it is. */
+static bool policy_ok(const char *s, size_t len)
+{
+	static const char extra[] = "-._~:/?#[]@!$&'()*+,;=%";
+	size_t scheme = strncmp(s, "https://", 8) == 0 ? 8 : strncmp(s, "http://", 7) == 0 ? 7 : 0;
+
+	if (scheme == 0 || len == scheme || s[scheme] == '/')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (!(c >= '0' && c <= '9') && !((c | 0x20) >= 'a' && (c | 0x20) <= 'z') &&
+		    (c == '\0' || !strchr(extra, c)))
+			return false;
+	}
+	return true;
+}
+
+/* deprecation: { date: DATE, sunset: DATE, policy: URL } (httpdate.h's dates) */
+static bool load_deprecation(struct loader *l, const struct ynode *n, struct route *r)
+{
+	struct field f[] = { { .key = "date" }, { .key = "sunset" }, { .key = "policy" } };
+	struct plan_deprecation *dep = arena_alloc(&l->plan->arena, sizeof(*dep));
+
+	if (!dep)
+		return fail(l, n, "out of memory");
+	memset(dep, 0, sizeof(*dep));
+	if (!read_fields(l, n, "deprecation", f, 3) || !require(l, n, "deprecation", &f[0]) ||
+	    !require(l, n, "deprecation", &f[1]) ||
+	    !read_date(l, f[0].value, "date", &dep->date) ||
+	    !read_date(l, f[1].value, "sunset", &dep->sunset))
+		return false;
+	if (dep->sunset < dep->date)
+		return fail(l, f[1].value, "sunset '%s' is earlier than the deprecation date '%s'",
+			    SHOW(f[1].value), SHOW(f[0].value));
+	if (f[2].value) {
+		if (!read_string(l, f[2].value, "policy", PLAN_MAX_POLICY, &dep->policy))
+			return false;
+		if (!policy_ok(dep->policy, f[2].value->len))
+			return fail(l, f[2].value, "bad policy '%s': an absolute http:// or "
+				    "https:// URL, without spaces, quotes or '<>'",
+				    SHOW(f[2].value));
+	}
+	httpdate_sf(dep->date, dep->date_sf);
+	httpdate_imf(dep->sunset, dep->sunset_imf);
+	r->deprecation = dep;
+	return true;
+}
+
 static bool load_route(struct loader *l, const struct ynode *n, struct route *r)
 {
 	struct field f[] = { { .key = "name" }, { .key = "path" }, { .key = "methods" },
-			     { .key = "host" } };
+			     { .key = "host" }, { .key = "deprecation" } };
 	char why[320];
 
-	if (!read_fields(l, n, "route", f, 4) || !require(l, n, "route", &f[0]) ||
+	if (!read_fields(l, n, "route", f, 5) || !require(l, n, "route", &f[0]) ||
 	    !require(l, n, "route", &f[1]) || !read_name(l, f[0].value, "route", &r->name))
 		return false;
 	r->line = n->line;
@@ -294,7 +356,7 @@ static bool load_route(struct loader *l, const struct ynode *n, struct route *r)
 				    "only, no port", SHOW(f[3].value));
 		r->host_len = f[3].value->len;
 	}
-	return true;
+	return !f[4].value || load_deprecation(l, f[4].value, r);
 }
 
 static int ref_cmp(const char *a, size_t alen, const char *b, size_t blen)
@@ -453,6 +515,9 @@ static bool load_action(struct loader *l, const struct ynode *n, const struct ro
 			return fail(l, f[4].key_node, "'link' needs status 410");
 		if (f[2].value && !read_bool(l, f[2].value, "deprecated", &a->deprecated))
 			return false;
+		if (a->deprecated && !r->deprecation)
+			return fail(l, f[2].value, "route '%s' is deprecated here but has no "
+				    "'deprecation' block (date and sunset)", r->name);
 		return !f[1].value || load_template(l, f[1].value, "rewrite", r, &a->tpl);
 	}
 	a->kind = ACTION_STATUS;

@@ -38,6 +38,7 @@ struct route {
 	size_t host_len;
 	const char *path;            /* the pattern as written */
 	struct pattern pattern;      /* spans point into path */
+	const struct plan_deprecation *deprecation; /* NULL: none */
 	unsigned line, column;       /* where the route is defined */
 };
 

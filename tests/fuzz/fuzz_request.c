@@ -67,7 +67,9 @@ static void route(struct cursor *c, int i, char *routes, size_t rcap, char *acti
 	default: break;
 	}
 	n = strlen(routes);
-	snprintf(routes + n, rcap - n, "  - name: r%d\n    path: %s\n%s%s", i, path,
+	/* every route may be deprecated: each has the block a deprecated action needs */
+	snprintf(routes + n, rcap - n, "  - name: r%d\n    path: %s\n%s%s"
+		 "    deprecation: { date: 2026-12-01, sunset: 2099-12-31 }\n", i, path,
 		 (flags & 3) == 1   ? "    methods: [reads]\n"
 		 : (flags & 3) == 2 ? "    methods: [writes]\n"
 				    : "",

@@ -122,6 +122,30 @@ struct want {
 	const char *link;
 };
 
+/* The fixture's deprecation blocks as the headers carry them (epochs from
+ * `date -u -d 2026-12-01 +%s` and the like, not from httpdate.c): sent with
+ * every deprecated decision that routes (status 0), nothing otherwise: the
+ * proxy's own answers carry no deprecation headers. Returns how many. */
+static unsigned expect_deprecation(const struct wire_ack *ack, const struct want *w)
+{
+	const char *date = NULL, *sunset = NULL, *policy = NULL;
+	bool routed = w->deprecated && w->status == 0;
+
+	if (routed && strcmp(w->route, "squids-query") == 0) {
+		date = "@1796083200";
+		sunset = "Wed, 30 Jun 2027 00:00:00 GMT";
+		policy = "https://example.com/api/deprecation";
+	} else if (routed) { /* legacy: no policy */
+		ck_assert_str_eq(w->route, "legacy");
+		date = "@1582977600";
+		sunset = "Tue, 01 Jan 2030 00:00:00 GMT";
+	}
+	expect_string(ack, "deprecation", date, date ? strlen(date) : 0);
+	expect_string(ack, "sunset", sunset, sunset ? strlen(sunset) : 0);
+	expect_string(ack, "policy", policy, policy ? strlen(policy) : 0);
+	return (date != NULL) + (sunset != NULL) + (policy != NULL);
+}
+
 static void expect_vars(const struct wire_ack *ack, const struct want *w)
 {
 	unsigned n = 1; /* txn.phase, always; no proc-scope variable ever */
@@ -142,7 +166,7 @@ static void expect_vars(const struct wire_ack *ack, const struct want *w)
 		ck_assert_msg(dep == NULL, "txn.deprecated set, must be absent");
 	}
 	n += (w->backend != NULL) + (w->path != NULL) + (w->route != NULL) + (w->link != NULL) +
-	     (w->status != 0) + w->deprecated;
+	     (w->status != 0) + w->deprecated + expect_deprecation(ack, w);
 	ck_assert_uint_eq(ack->nvars, n);
 }
 
@@ -245,6 +269,63 @@ START_TEST(every_action_kind)
 	expect_indices(&a, &table[_i].want);
 	ck_assert(!a.over_size);
 	ck_assert(a.req.path_len == strlen(path) && memcmp(a.req.path, path, a.req.path_len) == 0);
+}
+END_TEST
+
+/* ---- after the sunset ---- */
+
+#define SQUIDS_SUNSET 1814313600 /* 2027-06-30T00:00:00Z */
+#define LEGACY_SUNSET 1893456000 /* 2030-01-01T00:00:00Z */
+
+/* At the sunset's second and after, a deprecated route is answered 410 with
+ * its rewrite as the link, deprecation kept; a second before, it is routed.
+ * Going back and forth over the sunset through the same slots proves the
+ * slot cache holds no answer of the other side. */
+START_TEST(gone_at_sunset)
+{
+	static const struct {
+		int64_t now;
+		struct want want;
+	} steps[] = {
+		{ SQUIDS_SUNSET - 1,
+		  { "new_query", "/query/api/seafoods/42", "squids-query", 0, true, NULL } },
+		{ SQUIDS_SUNSET,
+		  { NULL, NULL, "squids-query", 410, true, "/query/api/seafoods/42" } },
+		{ SQUIDS_SUNSET - 1,
+		  { "new_query", "/query/api/seafoods/42", "squids-query", 0, true, NULL } },
+		{ LEGACY_SUNSET + 86400,
+		  { NULL, NULL, "squids-query", 410, true, "/query/api/seafoods/42" } },
+	};
+	struct answer a;
+	struct wire_ack ack;
+	struct frame f;
+
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		decider.now = steps[i].now;
+		f = notify("GET", "/query/api/squids/42", 20, NULL);
+		decide(plan, &f, FRAME_AGENT_MAX_SIZE, &a, &ack);
+		expect_vars(&ack, &steps[i].want);
+		expect_indices(&a, &steps[i].want);
+		ck_assert(a.d.deprecated);
+	}
+	/* a deprecated route without a rewrite: 410 with no link */
+	decider.now = LEGACY_SUNSET - 1;
+	f = notify("GET", "/legacy/x", 9, NULL);
+	decide(plan, &f, FRAME_AGENT_MAX_SIZE, &a, &ack);
+	expect_vars(&ack, &(struct want){ "old_query", NULL, "legacy", 0, true, NULL });
+	decider.now = LEGACY_SUNSET;
+	decide(plan, &f, FRAME_AGENT_MAX_SIZE, &a, &ack);
+	expect_vars(&ack, &(struct want){ NULL, NULL, "legacy", 410, true, NULL });
+	/* not deprecated: time changes nothing */
+	f = notify("PUT", "/command/api/items/9/parts", 26, NULL);
+	decide(plan, &f, FRAME_AGENT_MAX_SIZE, &a, &ack);
+	expect_vars(&ack, &(struct want){ "new_command", "/command/api/v2/items/9/parts",
+					   "items", 0, false, NULL });
+	/* past the sunset, an unsafe rewrite is still refused 400, never a link */
+	decider.now = SQUIDS_SUNSET;
+	f = notify("GET", "/query/api/squids/../admin", 26, NULL);
+	decide(plan, &f, FRAME_AGENT_MAX_SIZE, &a, &ack);
+	expect_vars(&ack, &(struct want){ NULL, NULL, "squids-query", 400, true, NULL });
 }
 END_TEST
 
@@ -443,7 +524,7 @@ static size_t whole_ack_size(const char *path, size_t len)
  * fits is sent whole; one byte less of room gives the 414. */
 START_TEST(over_size_boundary)
 {
-	static const size_t path_len[] = { 180, 16200 };
+	static const size_t path_len[] = { 180, 16000 };
 	const size_t path_over = (size_t)_i; /* 0: exact fit, 1: one byte over */
 	for (size_t k = 0; k < 2; k++) {
 		const char *path = long_path(path_len[k]);
@@ -721,6 +802,7 @@ static Suite *decide_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_loop_test(tc, every_action_kind, 0, NTABLE);
 	tcase_add_test(tc, no_match_no_default);
+	tcase_add_test(tc, gone_at_sunset);
 	tcase_add_test(tc, kept_actions_follow_the_outcome);
 	tcase_add_test(tc, rebinding_forgets);
 	tcase_add_test(tc, shared_slots);

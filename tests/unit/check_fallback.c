@@ -57,7 +57,7 @@ START_TEST(small_plan_map)
 		"path-or-link\n"
 		/* mid-path capture before the tail of its prefix; reads, then writes */
 		"^(?:GET|HEAD)\\x20[^\\x20]*\\x20/api/items/([^/]+)/photos$ "
-		"30|item-photos|new||1|/v2/images/\\1\n"
+		"30|item-photos|new||@1796083200|/v2/images/\\1\n"
 		"^(?:POST|PUT|PATCH|DELETE)\\x20[^\\x20]*\\x20/api/items/([^/]+)/photos$ "
 		"30|item-photos-write||410||/v2/images/\\1/w\n"
 		/* the glued tail's group always takes part, so \1 is never unset */
@@ -282,15 +282,19 @@ START_TEST(explain_json)
 		"\"decisions\": [\n"
 		"  {\"phase\": 10, \"phase_name\": \"start\", \"current\": false, "
 		"\"route\": \"item-photos\", \"backend\": \"old\", \"status\": null, "
-		"\"path\": null, \"link\": null, \"deprecated\": false},\n"
+		"\"path\": null, \"link\": null, \"deprecated\": false, \"deprecation\": null, "
+		"\"sunset\": null, \"policy\": null, \"past_sunset\": false},\n"
 		"  {\"phase\": 30, \"phase_name\": \"later\", \"current\": true, "
 		"\"route\": \"item-photos\", \"backend\": \"new\", \"status\": null, "
-		"\"path\": \"/v2/images/7\", \"link\": null, \"deprecated\": true}]}\n"
+		"\"path\": \"/v2/images/7\", \"link\": null, \"deprecated\": true, "
+		"\"deprecation\": \"@1796083200\", \"sunset\": \"Thu, 31 Dec 2099 00:00:00 GMT\", "
+		"\"policy\": \"https://example.test/deprecation\", \"past_sunset\": false}]}\n"
 		"{\"method\": \"GET\", \"path\": \"/api/\\\"x\", \"host\": \"h\", "
 		"\"decisions\": [\n"
 		"  {\"phase\": 10, \"phase_name\": \"start\", \"current\": false, "
 		"\"route\": \"any-api\", \"backend\": \"old\", \"status\": null, "
-		"\"path\": null, \"link\": null, \"deprecated\": false}]}\n");
+		"\"path\": null, \"link\": null, \"deprecated\": false, \"deprecation\": null, "
+		"\"sunset\": null, \"policy\": null, \"past_sunset\": false}]}\n");
 	free(o);
 	free(e);
 }

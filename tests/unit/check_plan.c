@@ -277,9 +277,11 @@ START_TEST(explain_all_phases)
 		"  phase  7 stop-replication         route squids-query -> backend new_query, "
 		"path /query/api/seafoods/42",
 		"  phase  8 add-new-api-routing      route squids-query -> backend new_query, "
-		"path /query/api/seafoods/42, deprecated",
+		"path /query/api/seafoods/42, deprecated (Deprecation @1796083200, Sunset Tue, "
+		"30 Jun 2099 00:00:00 GMT, policy https://example.com/api/deprecation)",
 		"  phase  9 clients-change-api       route squids-query -> backend new_query, "
-		"path /query/api/seafoods/42, deprecated",
+		"path /query/api/seafoods/42, deprecated (Deprecation @1796083200, Sunset Tue, "
+		"30 Jun 2099 00:00:00 GMT, policy https://example.com/api/deprecation)",
 		"  phase 10 remove-old-routing       route squids-query -> status 410 (gone), "
 		"link /query/api/seafoods/42",
 		"  phase 11 remove-old-api-endpoint  route squids-query -> status 410 (gone), "
@@ -331,6 +333,60 @@ START_TEST(explain_one_phase)
 			    "GET /query/api/seafoods/1\n"
 			    "* phase  1 current-state            route seafoods-query -> "
 			    "status 404 (not routed)\n");
+	free(o);
+	free(e);
+}
+END_TEST
+
+/* A route's deprecation block as loaded: epochs (from `date -u`), the
+ * header values made at load, the policy or NULL. */
+START_TEST(deprecation_loaded)
+{
+	char err[512];
+	struct plan *p = plan_load("tests/unit/plans/valid-deprecation.yaml", err, sizeof(err));
+
+	ck_assert_msg(p != NULL, "%s", err);
+	const struct plan_deprecation *r = plan_route_deprecation(p, 0);
+	const struct plan_deprecation *s = plan_route_deprecation(p, 1);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(r->date, 1835481599);
+	ck_assert_int_eq(r->sunset, 1835481599);
+	ck_assert_str_eq(r->date_sf, "@1835481599");
+	ck_assert_str_eq(r->sunset_imf, "Tue, 29 Feb 2028 23:59:59 GMT");
+	ck_assert_ptr_null(r->policy);
+	ck_assert_ptr_nonnull(s);
+	ck_assert_int_eq(s->date, 951782400);
+	ck_assert_int_eq(s->sunset, 253402300799LL);
+	ck_assert_str_eq(s->sunset_imf, "Fri, 31 Dec 9999 23:59:59 GMT");
+	ck_assert_str_eq(s->policy, "https://example.com/api/deprecation?v=1&x=%20#s");
+	plan_free(p);
+	p = plan_load(SAMPLE, err, sizeof(err));
+	ck_assert_msg(p != NULL, "%s", err);
+	ck_assert_str_eq(plan_route_name(p, 4), "query");
+	ck_assert_ptr_null(plan_route_deprecation(p, 4)); /* no block: none */
+	plan_free(p);
+}
+END_TEST
+
+/* Past its sunset a deprecated route is the agent's 410 with the rewrite as
+ * its link, and --explain says so; the phase before is not deprecated. */
+START_TEST(explain_past_sunset)
+{
+	struct capture out, err;
+	int rc;
+
+	capture_open(&out);
+	capture_open(&err);
+	rc = explain_request("tests/unit/plans/valid-deprecation-past.yaml", "GET", "/r/x", NULL,
+			     1, out.f, err.f);
+	char *o = capture_close(&out), *e = capture_close(&err);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_str_eq(e, "");
+	ck_assert_str_eq(o, "GET /r/x\n"
+			    "  phase  1 start                    route r -> backend old\n"
+			    "* phase  2 deprecate                route r -> status 410 (gone), "
+			    "link /v2/r/x, deprecated (Deprecation @1577836800, Sunset Wed, 30 Jun "
+			    "2021 12:00:00 GMT, policy https://example.com/p: past the sunset, gone)\n");
 	free(o);
 	free(e);
 }
@@ -616,6 +672,8 @@ static Suite *plan_suite(void)
 	tcase_add_test(tc, explain_all_phases);
 	tcase_add_test(tc, explain_one_phase);
 	tcase_add_test(tc, explain_unknown_phase);
+	tcase_add_test(tc, deprecation_loaded);
+	tcase_add_test(tc, explain_past_sunset);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("limits");

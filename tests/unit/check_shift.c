@@ -327,7 +327,9 @@ START_TEST(explain_shows_the_client_side)
 					   .json = true };
 	ck_assert_int_eq(explain(SPLIT, &o, &t, &e), 0);
 	ck_assert_msg(strstr(t, "\"backend\": \"b\", \"status\": null, \"path\": null, "
-			     "\"link\": null, \"deprecated\": false, \"percent\": 10, \"side\": "
+			     "\"link\": null, \"deprecated\": false, \"deprecation\": null, "
+			     "\"sunset\": null, \"policy\": null, \"past_sunset\": false, "
+			     "\"percent\": 10, \"side\": "
 			     "\"new\", \"bucket\": 4294, \"forced\": true}") != NULL, "%s", t);
 	free(t);
 	free(e);
