@@ -11,7 +11,10 @@ even ids on NEW). A query app answers only reads of its API, a command app
 only writes:
 
   GET    /query/api/<e>            200, JSON array ordered by id (?limit=1..1000,
-                                   default 100; ?after=ID for the next page)
+                                   default 100; ?after=ID for the next page),
+                                   with its own pagination Link header:
+                                   <...?limit=N>; rel="first", and when the
+                                   page is full <...?after=ID&limit=N>; rel="next"
   GET    /query/api/<e>/<id>       200 entity | 404
   POST   /command/api/<e>          {"name": str, "price": number >= 0} -> 201 entity
   PUT    /command/api/<e>/<id>     same body -> 200 entity | 404
@@ -298,7 +301,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if reads and m in ("GET", "HEAD"):
             if eid is None:
                 after, limit = _list_args(url.query)
-                return self.reply(200, shop.list(after, limit))
+                rows = shop.list(after, limit)
+                return self.reply(200, rows, [("Link", _pagination(path, rows, limit))])
             found = shop.get(eid)
             return self.reply(200, found) if found else self.not_found(eid)
         if writes and m == "POST" and eid is None:
@@ -328,6 +332,16 @@ def _list_args(query):
     if not 1 <= limit <= LIST_MAX:
         raise BadRequest("limit must be 1..%d" % LIST_MAX)
     return after, limit
+
+
+def _pagination(collection, rows, limit):
+    """The list's own Link header (RFC 8288): its first page, and the next
+    one when this page is full. The proxy adds its deprecation links beside
+    it, never instead of it."""
+    links = ['<%s?limit=%d>; rel="first"' % (collection, limit)]
+    if len(rows) == limit:
+        links.append('<%s?after=%d&limit=%d>; rel="next"' % (collection, rows[-1]["id"], limit))
+    return ", ".join(links)
 
 
 class Server(http.server.ThreadingHTTPServer):

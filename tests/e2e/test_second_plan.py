@@ -138,9 +138,14 @@ def check_config(d):
 
 # --- what the plan says, written out by hand --------------------------------------
 
-def expected(phase, method, path, host):
+SUNSET_EPOCH = 1814313600  # the plan's sunset, 2027-06-30 (`date -u -d 2027-06-30 +%s`)
+
+
+def expected(phase, method, path, host, now=None):
     """The plan's decision for one request, from its text (not from the
-    agent): route, backend, rewritten path, status, link, deprecated."""
+    agent): route, backend, rewritten path, status, link, deprecated. From
+    the sunset on (now, default the real clock) a deprecated route is the
+    agent's 410 with its successor as the link."""
     p = path.split("?", 1)[0]
     host = (host or "").lower().rsplit(":", 1)[0]
     d = {"route": None, "backend": "old_api", "path": None, "status": None, "link": None,
@@ -170,6 +175,8 @@ def expected(phase, method, path, host):
         d.update(backend=None, status=410, link=successor)
     elif phase >= moved_at:
         d.update(backend="new_api", path=successor, deprecated=phase >= 50)
+    if d["deprecated"] and (time.time() if now is None else now) >= SUNSET_EPOCH:
+        d.update(backend=None, path=None, status=410, link=successor)
     dot = re.search(r"(^|/)(\.|%2e){1,2}(/|$)", successor, re.I)
     if dot and (d["path"] or d["link"]):  # a rewrite or link no path may carry
         d.update(backend=None, path=None, link=None, status=400)  # still deprecated
@@ -199,17 +206,31 @@ def app_status(app, method, path):
 
 
 def want_outcome(phase, method, path, host, fallback):
-    e = expected(phase, method, path, host)
+    # the fallback map has no clock: past a sunset it still routes
+    e = expected(phase, method, path, host, now=0 if fallback else None)
     query = "?" + path.split("?", 1)[1] if "?" in path else ""
     app = APP_OF.get(e["backend"]) if not e["status"] else None
     app_path = (e["path"] or path.split("?", 1)[0]) if app else None
-    link = e["link"] or (e["path"] if e["deprecated"] and not e["status"] else None)
+    status = e["status"] or app_status(app, method, app_path)
+    # the last Link header (headers read as a dict): the 410's successor,
+    # query kept; HAProxy's successor after a deprecated route's own; the
+    # app's pagination on a list (entity 1 first, limit=1: a full page)
+    if e["link"]:
+        link = '<%s%s>; rel="successor-version"' % (e["link"], query)
+    elif e["deprecated"] and not e["status"]:
+        link = '<%s>; rel="successor-version"' % e["path"]
+    elif "?limit=" in path and status == 200:
+        link = '<%s?limit=1>; rel="first", <%s?after=1&limit=1>; rel="next"' % (app_path,
+                                                                               app_path)
+    else:
+        link = None
     return {
-        "status": e["status"] or app_status(app, method, app_path),
+        "status": status,
         "served_by": app or "",
         "app_saw": app_path + query if app else None,
-        "deprecation": "true" if e["deprecated"] and not e["status"] else None,
-        "link": '<%s>; rel="successor-version"' % link if link else None,
+        # the plan's deprecation date, 2026-12-01 (`date -u -d 2026-12-01 +%s`)
+        "deprecation": "@1796083200" if e["deprecated"] and not e["status"] else None,
+        "link": link,
         "log": {"phase": str(phase), "route": e["route"] or "-", "be": e["backend"] or "-",
                 "path": e["path"] or "-", "st": str(e["status"] or "-"),
                 "dep": "1" if e["deprecated"] else "-", "fb": "1" if fallback else "-"},

@@ -4,8 +4,16 @@ its phases 1-12: the routing table of docs/contracts.md, written out here
 independently of the plan file and of the agent, so that the suites can
 hold both to it. The C unit tests keep tables of their own."""
 import re
+import time
 
 PHASES = range(1, 13)
+# The OLD API's `deprecation:` block (both squids routes), as the headers
+# carry it: `date -u -d 2026-12-01 +%s`, and 2027-06-30T00:00:00Z written
+# as an IMF-fixdate by hand.
+DEPRECATION = "@1796083200"
+SUNSET = "Wed, 30 Jun 2027 00:00:00 GMT"
+SUNSET_EPOCH = 1814313600
+POLICY = "https://example.com/api/deprecation"
 _DOT_SEGMENT = re.compile(r"(^|/)(\.|%2e){1,2}(/|$)", re.I)
 
 
@@ -13,12 +21,14 @@ def _successor(path, old, new):
     return new + path[len(old):]
 
 
-def expected(phase, method, path):
+def expected(phase, method, path, now=None):
     """The agent's decision for one request: a dict with route (the plan's
     route name or None), backend (or None), path (the rewrite or None),
     status (the proxy answers itself: 404, 410, 400; or None), deprecated,
     link (the successor path of a 410), and served_by (the app role that
-    serves it, "" when the proxy answers)."""
+    serves it, "" when the proxy answers). From the sunset on (the clock of
+    now, seconds since the epoch, default the real one), a deprecated route
+    is the agent's 410 with its successor as the link."""
     p = path.split("?", 1)[0]
     e = {"route": None, "backend": None, "path": None, "status": None,
          "deprecated": False, "link": None}
@@ -56,6 +66,8 @@ def expected(phase, method, path):
         e.update(route="query", backend="old_query" if phase <= 3 else "new_query")
     elif p.startswith("/command/"):
         e.update(route="command", backend="old_command" if phase <= 5 else "new_command")
+    if e["deprecated"] and (time.time() if now is None else now) >= SUNSET_EPOCH:
+        e.update(status=410, backend=None, link=e["path"], path=None)
     # A rewrite or link that would carry a dot segment is refused: 400.
     if any(x and _DOT_SEGMENT.search(x) for x in (e["path"], e["link"])):
         e.update(status=400, backend=None, path=None, link=None)

@@ -76,6 +76,19 @@ def _template(rng, route):
     return "".join(parts)
 
 
+def _deprecation(key):
+    """Every route may be deprecated, so each has a block: a date of its own
+    (the fallback must carry each route's), a sunset far off (the fallback
+    has no clock), a policy on some (the agent's alone). Drawn from its own
+    generator, so the plans drawn from the seed stay the same."""
+    rng = random.Random(key)
+    date = "%04d-%02d-%02d" % (rng.randint(1970, 2090), rng.randint(1, 12), rng.randint(1, 28))
+    if rng.random() < 0.5:
+        date += "T%02d:%02d:%02dZ" % (rng.randint(0, 23), rng.randint(0, 59), rng.randint(0, 59))
+    policy = ', policy: "https://example.test/%s"' % key if rng.random() < 0.5 else ""
+    return "{ date: %s, sunset: 2099-12-31%s }" % (date, policy)
+
+
 def _action(rng, route, backends):
     kind = rng.random()
     b = rng.choice(backends)
@@ -147,6 +160,7 @@ class Plan:
                 out.append("    methods: [%s]" % ", ".join(r.methods))
             if r.host:
                 out.append("    host: %s" % r.host)
+            out.append("    deprecation: %s" % _deprecation(self.name + "/" + r.name))
         out.append("phases:")
         for num, name, changes in self.phases:
             out.append("  - number: %d" % num)
