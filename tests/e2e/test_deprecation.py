@@ -271,6 +271,8 @@ def test_headers_from_phase_8(phase8):
 
 def test_fallback_keeps_the_date(phase8):
     s = phase8
+    s.set_phase(8)  # as the case before left it, if it ran
+    s.wait_phase(8)
     with open(s.plan) as f:
         dq = route_deprecation(f.read(), "squids-query")
     for i in range(len(s.agents)):
