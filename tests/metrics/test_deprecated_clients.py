@@ -35,6 +35,7 @@ backends: [old, new]
 routes:
   - name: legacy
     path: /v1/{rest...}
+    deprecation: { date: 2026-12-01, sunset: 2099-12-31 }
   - name: current
     path: /v2/{rest...}
 phases:

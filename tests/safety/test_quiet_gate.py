@@ -38,6 +38,7 @@ backends: [old_query, new_query]
 routes:
   - name: squids
     path: /query/api/squids{rest...}
+    deprecation: { date: 2026-12-01, sunset: 2099-12-31 }
   - name: seafoods
     path: /query/api/seafoods{rest...}
 phases:
