@@ -35,6 +35,8 @@ struct loader {
 	plan_routes_check *check_routes;
 	const struct ynode **route_node; /* where each route is defined */
 	struct route_ref *by_name;       /* routes sorted by name, for lookups */
+	const struct ynode **phase_key;  /* per route: its key in the phase being
+	                                    loaded, NULL when inherited */
 };
 
 __attribute__((format(printf, 3, 4)))
@@ -485,6 +487,80 @@ static bool load_percent(struct loader *l, const struct ynode *n, struct action 
 	return true;
 }
 
+/* A duration of whole seconds: digits then 's' or 'm' (5s, 2m), within
+ * 1 to max seconds. */
+static bool read_seconds(struct loader *l, const struct ynode *n, const char *what,
+			 unsigned max, unsigned *out)
+{
+	unsigned long v = 0, unit;
+	size_t digits = n->kind == YNODE_SCALAR ? n->len - 1 : 0;
+
+	if (n->kind != YNODE_SCALAR || !n->plain || n->len < 2 || n->len > 8 ||
+	    !all_digits(n->text, digits) || (n->text[digits] != 's' && n->text[digits] != 'm'))
+		return fail(l, n, "'%s' must be a duration in whole seconds, such as 5s or 2m",
+			    what);
+	unit = n->text[digits] == 'm' ? 60 : 1;
+	for (size_t i = 0; i < digits; i++)
+		v = v * 10 + (unsigned long)(n->text[i] - '0');
+	v *= unit;
+	if (v < 1 || v > max)
+		return fail(l, n, "'%s' must be from 1s to %us", what, max);
+	*out = (unsigned)v;
+	return true;
+}
+
+/* read_your_writes: { after: [ROUTE...], for: DURATION, backend: B,
+ * rewrite: TEMPLATE } on route r's backend action a. Where the `after`
+ * routes go is checked by check_ryw, once the phase is loaded. */
+static bool load_ryw(struct loader *l, const struct ynode *n, const struct route *r,
+		     const struct action *a, const struct read_your_writes **out)
+{
+	struct plan *p = l->plan;
+	struct field f[] = { { .key = "after" }, { .key = "for" }, { .key = "backend" },
+			     { .key = "rewrite" } };
+	struct read_your_writes *y = arena_alloc(&p->arena, sizeof(*y));
+	int self = (int)(r - p->routes);
+
+	if (!y)
+		return fail(l, n, "out of memory");
+	if (p->clients.key == CLIENT_KEY_NONE)
+		return fail(l, n, "'read_your_writes' needs the plan's 'clients' block "
+			    "(who a client is)");
+	if (!read_fields(l, n, "read_your_writes", f, 4))
+		return false;
+	for (int i = 0; i < 3; i++)
+		if (!require(l, n, "read_your_writes", &f[i]))
+			return false;
+	if (!read_list(l, f[0].value, "after", PLAN_MAX_RYW_AFTER))
+		return false;
+	for (const struct ynode *k = f[0].value->first; k; k = k->next) {
+		int w = find_route(l, k);
+
+		if (w < 0)
+			return fail(l, k, "unknown route '%s'", k->kind == YNODE_SCALAR ? SHOW(k) : "?");
+		if (w == self)
+			return fail(l, k, "'after' names route '%s' itself", r->name);
+		for (int i = 0; i < y->nafter; i++)
+			if (y->after[i] == w)
+				return fail(l, k, "route '%s' is listed twice", p->routes[w].name);
+		y->after[y->nafter++] = w;
+	}
+	if (!read_seconds(l, f[1].value, "for", PLAN_MAX_RYW_SECONDS, &y->seconds))
+		return false;
+	if (f[2].value->kind != YNODE_SCALAR)
+		return fail(l, f[2].value, "'backend' must be a string");
+	y->backend = find_backend(p, f[2].value);
+	if (y->backend < 0)
+		return fail(l, f[2].value, "unknown backend '%s'", SHOW(f[2].value));
+	if (f[3].value && !load_template(l, f[3].value, "rewrite", r, &y->tpl))
+		return false;
+	if (y->backend == a->backend && !y->tpl == !a->tpl &&
+	    (!y->tpl || strcmp(y->tpl->text, a->tpl->text) == 0))
+		return fail(l, n, "read_your_writes sends reads where the action already does");
+	*out = y;
+	return true;
+}
+
 /* A route's action in a phase: a backend name, or a mapping. */
 static bool load_action(struct loader *l, const struct ynode *n, const struct route *r,
 			struct action *a)
@@ -492,11 +568,11 @@ static bool load_action(struct loader *l, const struct ynode *n, const struct ro
 	const struct plan *p = l->plan;
 	struct field f[] = { { .key = "backend" }, { .key = "rewrite" },
 			     { .key = "deprecated" }, { .key = "status" }, { .key = "link" },
-			     { .key = "percent" } };
+			     { .key = "percent" }, { .key = "read_your_writes" } };
 	const struct ynode *backend = n;
 
 	if (n->kind != YNODE_SCALAR) {
-		if (!read_fields(l, n, "route action", f, 6) || !load_percent(l, f[5].value, a))
+		if (!read_fields(l, n, "route action", f, 7) || !load_percent(l, f[5].value, a))
 			return false;
 		if (f[0].value && f[3].value)
 			return fail(l, f[3].key_node, "'backend' and 'status' exclude each other");
@@ -518,9 +594,13 @@ static bool load_action(struct loader *l, const struct ynode *n, const struct ro
 		if (a->deprecated && !r->deprecation)
 			return fail(l, f[2].value, "route '%s' is deprecated here but has no "
 				    "'deprecation' block (date and sunset)", r->name);
-		return !f[1].value || load_template(l, f[1].value, "rewrite", r, &a->tpl);
+		if (f[1].value && !load_template(l, f[1].value, "rewrite", r, &a->tpl))
+			return false;
+		return !f[6].value || load_ryw(l, f[6].value, r, a, &a->ryw);
 	}
 	a->kind = ACTION_STATUS;
+	if (f[6].value)
+		return fail(l, f[6].key_node, "'read_your_writes' needs 'backend'");
 	if (f[1].value)
 		return fail(l, f[1].key_node, "'rewrite' needs 'backend'");
 	if (f[2].value)
@@ -534,13 +614,26 @@ static bool load_action(struct loader *l, const struct ynode *n, const struct ro
 	return !f[4].value || load_template(l, f[4].value, "link", r, &a->tpl);
 }
 
+static bool same_template(const struct template *a, const struct template *b)
+{
+	return !a == !b && (!a || strcmp(a->text, b->text) == 0);
+}
+
+static bool same_ryw(const struct read_your_writes *a, const struct read_your_writes *b)
+{
+	if (!a || !b)
+		return !a && !b;
+	return a->nafter == b->nafter &&
+	       memcmp(a->after, b->after, (size_t)a->nafter * sizeof(a->after[0])) == 0 &&
+	       a->seconds == b->seconds && a->backend == b->backend &&
+	       same_template(a->tpl, b->tpl);
+}
+
 /* The same request handling, whatever the share of clients. */
 static bool same_handling(const struct action *a, const struct action *b)
 {
-	if (a->kind != b->kind || a->backend != b->backend || a->deprecated != b->deprecated ||
-	    a->status != b->status || !a->tpl != !b->tpl)
-		return false;
-	return !a->tpl || strcmp(a->tpl->text, b->tpl->text) == 0;
+	return a->kind == b->kind && a->backend == b->backend && a->deprecated == b->deprecated &&
+	       a->status == b->status && same_template(a->tpl, b->tpl) && same_ryw(a->ryw, b->ryw);
 }
 
 static bool same_action(const struct action *a, const struct action *b)
@@ -739,6 +832,51 @@ static bool load_gates(struct loader *l, const struct ynode *list, struct phase 
 	return true;
 }
 
+/* The read_your_writes blocks the phase at index declares, once its
+ * actions are known: their `after` routes go, in this phase, to a backend,
+ * one and the same, which the block then follows (written_to). Inherited
+ * blocks keep theirs: they follow the writes that went where the writes
+ * went when they were written, wherever the writes go now. Fills the
+ * plan's marks. */
+static bool check_ryw(struct loader *l, const struct ynode *n, int index)
+{
+	struct plan *p = l->plan;
+	struct phase *ph = &p->phases[index];
+	bool *marks = (bool *)p->ryw_marks; /* the loader's own, arena memory */
+
+	for (int r = 0; r < p->nroutes; r++) {
+		/* Declared here: its route is listed in this phase. Arena memory. */
+		struct read_your_writes *y = (struct read_your_writes *)ph->action[r]->ryw;
+
+		if (!y || !l->phase_key[r])
+			continue;
+		for (int i = 0; i < y->nafter; i++) {
+			const struct action *wa = ph->action[y->after[i]];
+			const char *wname = p->routes[y->after[i]].name;
+
+			if (wa->kind != ACTION_BACKEND)
+				return fail(l, l->phase_key[r], "read_your_writes of route '%s' is "
+					    "after route '%s', which goes to no backend in phase %u",
+					    p->routes[r].name, wname, ph->number);
+			if (i > 0 && wa->backend != y->written_to)
+				return fail(l, l->phase_key[r], "read_your_writes of route '%s' is "
+					    "after routes that go to different backends in phase %u "
+					    "('%s' to %s, '%s' to %s): one block follows one backend",
+					    p->routes[r].name, ph->number,
+					    p->routes[y->after[0]].name, p->backends[y->written_to],
+					    wname, p->backends[wa->backend]);
+			y->written_to = wa->backend;
+			if (!marks)
+				marks = arena_array(&p->arena, (size_t)p->nroutes, sizeof(*marks));
+			if (!marks)
+				return fail(l, n, "out of memory");
+			marks[y->after[i]] = true;
+		}
+	}
+	p->ryw_marks = marks;
+	return true;
+}
+
 static bool load_phase(struct loader *l, const struct ynode *n, int index)
 {
 	struct plan *p = l->plan;
@@ -774,6 +912,7 @@ static bool load_phase(struct loader *l, const struct ynode *n, int index)
 		return fail(l, n, "out of memory");
 	if (prev)
 		memcpy(ph->action, prev->action, (size_t)p->nroutes * sizeof(*ph->action));
+	memset(l->phase_key, 0, (size_t)p->nroutes * sizeof(*l->phase_key));
 	if (f[3].value) {
 		const struct ynode *map = f[3].value;
 
@@ -782,6 +921,9 @@ static bool load_phase(struct loader *l, const struct ynode *n, int index)
 		for (const struct ynode *k = map->first; k && k->next; k = k->next->next) {
 			int r = find_route(l, k);
 			struct action *a;
+
+			if (r >= 0)
+				l->phase_key[r] = k;
 
 			if (r < 0)
 				return fail(l, k, "unknown route '%s'",
@@ -806,7 +948,7 @@ static bool load_phase(struct loader *l, const struct ynode *n, int index)
 		if (!ph->action[r])
 			return fail(l, n, "the first phase must say where every route goes; "
 				    "route '%s' is missing", p->routes[r].name);
-	return true;
+	return check_ryw(l, n, index);
 }
 
 static bool load_phases(struct loader *l, const struct ynode *list)
@@ -816,7 +958,8 @@ static bool load_phases(struct loader *l, const struct ynode *list)
 	if (!read_list(l, list, "phases", PLAN_MAX_PHASES))
 		return false;
 	p->phases = arena_array(&p->arena, list->count, sizeof(*p->phases));
-	if (!p->phases)
+	l->phase_key = arena_array(&p->arena, (size_t)p->nroutes, sizeof(*l->phase_key));
+	if (!p->phases || !l->phase_key)
 		return fail(l, list, "out of memory");
 	for (const struct ynode *n = list->first; n; n = n->next) {
 		if (!load_phase(l, n, p->nphases))

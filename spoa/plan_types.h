@@ -44,6 +44,25 @@ struct route {
 
 enum action_kind { ACTION_BACKEND, ACTION_STATUS };
 
+/* A read route's `read_your_writes:` block (docs/plan.md, "Read your
+ * writes"): for `seconds` after its client's last write, when that write
+ * went through one of the `after` routes to `written_to` (where those
+ * routes go in the phase that declares the block), a read of this route
+ * goes to `backend` (rewritten by tpl when not NULL) instead of the
+ * action's backend. HAProxy keeps each client's last write: its time and
+ * where it went (haproxy/haproxy.cfg, table ryw_writes). */
+#define PLAN_MAX_RYW_SECONDS 600
+#define PLAN_MAX_RYW_AFTER 16
+
+struct read_your_writes {
+	int nafter;
+	int after[PLAN_MAX_RYW_AFTER]; /* route indexes */
+	unsigned seconds;            /* 1 to PLAN_MAX_RYW_SECONDS */
+	int backend;                 /* index into plan->backends */
+	const struct template *tpl;  /* may be NULL: the path as the client sent it */
+	int written_to;              /* index into plan->backends */
+};
+
 struct action {
 	enum action_kind kind;
 	int backend;                 /* ACTION_BACKEND: index into plan->backends */
@@ -55,6 +74,7 @@ struct action {
 	 * split, every client takes it (base NULL). */
 	unsigned percent;
 	const struct action *base;
+	const struct read_your_writes *ryw; /* ACTION_BACKEND only; NULL: none */
 };
 
 struct phase {
@@ -98,6 +118,9 @@ struct plan {
 	const char **backends;
 	int default_backend;         /* -1: none */
 	struct plan_clients clients;
+	const bool *ryw_marks;       /* one per route: some read_your_writes block
+	                                of the plan names it in `after`, so a write
+	                                through it is marked; NULL: none is */
 	const struct trie_node *root; /* router_compile()'s; NULL until then */
 	char hash[SHA256_HEX_SIZE];   /* of the file's bytes, set by plan_load */
 };
