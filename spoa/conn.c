@@ -242,12 +242,12 @@ static void log_decision(const struct conn *c, const struct frame *f, const stru
 	const struct decision *d = &a->d;
 
 	log_debug(CONN_FMT "sid=%" PRIu64 " fid=%" PRIu64 " %s %s -> phase %u route %s"
-		  " backend %s status %u%s",
+		  " backend %s status %u%s%s",
 		  CONN_ARGS(c), f->stream_id, f->frame_id,
 		  printable(method, sizeof(method), a->req.method, a->req.method_len),
 		  printable(path, sizeof(path), a->req.path, a->req.path_len), d->phase,
 		  d->route ? d->route : "-", d->backend ? d->backend : "-", d->status,
-		  d->deprecated ? " deprecated" : "");
+		  d->deprecated ? " deprecated" : "", a->ryw ? " ryw" : "");
 }
 
 static void handle_notify(struct conn *c, const struct frame *f)

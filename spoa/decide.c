@@ -3,6 +3,7 @@
 
 #include "plan.h"
 #include "sunset.h"
+#include "ryw.h"
 
 #include <limits.h>
 #include <string.h>
@@ -165,13 +166,48 @@ static unsigned put_rewrite(struct ack_builder *b, const struct rewrite *rw, str
 	return 0;
 }
 
+/* Read-your-writes' per-request variables, after the decision's (never in
+ * a slot: they depend on the client and the method, not only on the
+ * route): txn client, mark, ryw_path, ryw_backend, ryw_for, ryw_after. A
+ * refused ryw rewrite was dropped by ryw_for_request. */
+static void put_ryw(struct ack_builder *b, const struct ryw_answer *y)
+{
+	frame_ack_set_string(b, FRAME_SCOPE_TXN, "client", y->client, y->client_len);
+	if (y->mark)
+		frame_ack_set_int64(b, FRAME_SCOPE_TXN, "mark", y->mark);
+	if (!y->backend)
+		return;
+	if (y->rw.tpl) {
+		size_t len = router_rewrite_len(&y->rw);
+		char *dst = frame_ack_string_room(b, FRAME_SCOPE_TXN, "ryw_path", len);
+		if (dst)
+			(void)router_rewrite_write(&y->rw, dst); /* 0: checked before */
+	}
+	set_cstring(b, "ryw_backend", y->backend);
+	frame_ack_set_int64(b, FRAME_SCOPE_TXN, "ryw_for", y->seconds);
+	frame_ack_set_int64(b, FRAME_SCOPE_TXN, "ryw_after", y->after);
+}
+
+/* ryw_decide, a read whose ryw rewrite the router would refuse left to
+ * its action (no ryw_* variables). NULL when nothing applies. */
+static const struct ryw_answer *ryw_for_request(const struct plan *plan, const struct answer *a,
+						const struct rewrite *rw, struct ryw_answer *y)
+{
+	if (!ryw_decide(plan, &a->req, &a->d, rw, y))
+		return NULL;
+	if (y->backend && y->rw.tpl && router_rewrite_refusal(&y->rw) != 0)
+		y->backend = NULL;
+	return y->mark || y->backend ? y : NULL;
+}
+
 /* The ACK: txn backend, path, phase, route, status, deprecated, side,
  * deprecation, sunset, policy, link (none
- * when d is NULL; no path or link when rw is NULL or has none). *refused:
- * the router refused the rewrite (the ACK is then to be made again). */
+ * when d is NULL; no path or link when rw is NULL or has none), then y's
+ * (none when NULL). *refused: the router refused the rewrite (the ACK is
+ * then to be made again). */
 static ssize_t encode_ack(struct decider *dc, const struct frame *f, uint32_t max_frame,
 			  uint8_t *out, size_t cap, struct decision *d, const struct rewrite *rw,
-			  unsigned *refused)
+			  const struct ryw_answer *y, unsigned *refused)
 {
 	struct ack_builder b;
 	bool rewrite = rw && rw->tpl;
@@ -188,6 +224,8 @@ static ssize_t encode_ack(struct decider *dc, const struct frame *f, uint32_t ma
 		frame_ack_put(&b, s->bytes + s->before_len, s->after_len);
 		if (rewrite && rw->link)
 			*refused = put_rewrite(&b, rw, d);
+		if (y)
+			put_ryw(&b, y);
 	}
 	return frame_ack_end(&b);
 }
@@ -196,6 +234,7 @@ ssize_t decide_notify(struct decider *dc, const struct frame *f, uint32_t max_fr
 		      uint8_t *out, size_t out_cap, struct answer *a, unsigned *status)
 {
 	struct rewrite rw;
+	struct ryw_answer ryw;
 	unsigned refused;
 
 	*a = (struct answer){ 0 };
@@ -206,21 +245,29 @@ ssize_t decide_notify(struct decider *dc, const struct frame *f, uint32_t max_fr
 		return SPOP_INVALID;
 	}
 	if (!a->asked)
-		return encode_ack(dc, f, max_frame, out, out_cap, NULL, NULL, &refused);
+		return encode_ack(dc, f, max_frame, out, out_cap, NULL, NULL, NULL, &refused);
 
 	router_match(dc->plan, -1, &a->req, &a->d, &rw);
 	if (sunset_passed(dc->plan, &a->d, dc->now))
 		sunset_gone(&a->d, &rw);
-	ssize_t n = encode_ack(dc, f, max_frame, out, out_cap, &a->d, &rw, &refused);
+	const struct ryw_answer *y = ryw_for_request(dc->plan, a, &rw, &ryw);
+	ssize_t n = encode_ack(dc, f, max_frame, out, out_cap, &a->d, &rw, y, &refused);
+	if (n < 0 && y && !refused) {
+		/* No room for read-your-writes: the decision alone, as without it. */
+		y = NULL;
+		n = encode_ack(dc, f, max_frame, out, out_cap, &a->d, &rw, NULL, &refused);
+	}
+	a->ryw = y != NULL;
 	if (n >= 0 && !refused)
 		return n;
+	a->ryw = false;
 	if (refused) {
 		/* Fits as the 414 answer does: it holds no more. */
 		router_refuse(&a->d, refused);
-		return encode_ack(dc, f, max_frame, out, out_cap, &a->d, NULL, &refused);
+		return encode_ack(dc, f, max_frame, out, out_cap, &a->d, NULL, NULL, &refused);
 	}
 	a->over_size = true;
 	router_refuse(&a->d, 414);
 	/* Fits FRAME_MIN_MAX_SIZE: a route name is at most PLAN_MAX_NAME (64) bytes. */
-	return encode_ack(dc, f, max_frame, out, out_cap, &a->d, NULL, &refused);
+	return encode_ack(dc, f, max_frame, out, out_cap, &a->d, NULL, NULL, &refused);
 }

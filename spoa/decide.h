@@ -20,6 +20,15 @@
  *   txn.cutover.sunset   STRING  likewise: the sunset, an IMF-fixdate
  *   txn.cutover.policy   STRING  likewise: the policy URL (absent: none)
  *   txn.cutover.link     STRING  successor path of a 410
+ * and, per request, for read-your-writes (ryw.h; not in the slots below):
+ *   txn.cutover.client   STRING  the client key (client_key.h), when
+ *                                either of the others is set
+ *   txn.cutover.mark     INT64   a write to mark for the client: the id
+ *                                of its backend (ryw_backend_id)
+ *   txn.cutover.ryw_backend STRING a read's backend inside the window
+ *   txn.cutover.ryw_path STRING  its rewritten path (absent: not rewritten)
+ *   txn.cutover.ryw_for  INT64   the window, seconds after the mark
+ *   txn.cutover.ryw_after INT64  the backend id the mark must carry
  * and nothing else: no proc-scope variable (HAProxy takes a process-wide
  * lock for each; the fallback reads its phase from the map files). The ACK
  * of a NOTIFY without a `cutover` message sets nothing. (HAProxy prefixes
@@ -29,6 +38,10 @@
  * Over-size: when that ACK would exceed the negotiated max-frame-size, the
  * route's decision is kept but status becomes 414 and the backend, path and
  * link are left out, so HAProxy answers 414 instead of routing unrewritten.
+ * The read-your-writes variables go first: an ACK with no room for them
+ * is the decision alone (a read then goes to its action, a write is not
+ * marked). A read-your-writes rewrite the router would refuse leaves the
+ * read to its action.
  * A rewrite the router refuses is answered 400 whatever the room.
  *
  * Time: at or after a deprecated route's sunset (the decider's `now`), the
@@ -87,6 +100,7 @@ void decider_init(struct decider *d, const struct plan *plan);
 struct answer {
 	bool asked;               /* the NOTIFY held a `cutover` message */
 	bool over_size;           /* the ACK was cut down to the 414 answer */
+	bool ryw;                 /* the ACK holds read-your-writes variables */
 	struct route_request req; /* its arguments: views into the NOTIFY */
 	struct decision d;        /* when asked: the decision as sent (414 if over_size);
 	                             path and link point into the ACK written at out */
