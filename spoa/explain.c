@@ -8,6 +8,7 @@
 #include "frame.h"
 #include "plan.h"
 #include "router.h"
+#include "ryw.h"
 #include "shift.h"
 #include "sunset.h"
 
@@ -408,6 +409,16 @@ static void print_decision(FILE *out, const struct plan *p, const struct decisio
 	fputc('\n', out);
 }
 
+/* What read-your-writes does with the decision, when anything. */
+static void print_ryw(FILE *out, const struct plan *p, const struct decision *d,
+		      const char *method)
+{
+	char text[512];
+
+	if (*ryw_describe(p, d, method, text, sizeof(text)))
+		fprintf(out, "             %s\n", text);
+}
+
 /* What guards entering phase i, when anything does: its gates and whether
  * it is a one-way door. */
 static void print_entry_guards(FILE *out, const struct plan *p, int i)
@@ -617,6 +628,7 @@ int explain_request_with(const char *file, const char *method, const char *path,
 		fprintf(out, "%c phase %2u %-24s ", i == plan_current_phase(p) ? '*' : ' ', d.phase,
 			d.phase_name);
 		print_decision(out, p, &d, both ? &old : NULL);
+		print_ryw(out, p, &d, method);
 		print_entry_guards(out, p, i);
 	}
 	if (o->json)

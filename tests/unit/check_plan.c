@@ -270,10 +270,16 @@ START_TEST(explain_all_phases)
 		"  phase  3 deploy-new-query         route squids-query -> backend old_query",
 		"  phase  4 switch-query-routing     route squids-query -> backend new_query, "
 		"path /query/api/seafoods/42",
+		"             read your writes: for 5s after its client's last write, if to "
+		"old_command, backend old_query",
 		"  phase  5 deploy-new-command       route squids-query -> backend new_query, "
 		"path /query/api/seafoods/42",
+		"             read your writes: for 5s after its client's last write, if to "
+		"old_command, backend old_query",
 		"  phase  6 switch-command-routing   route squids-query -> backend new_query, "
 		"path /query/api/seafoods/42",
+		"             read your writes: for 5s after its client's last write, if to "
+		"old_command, backend old_query",
 		"  phase  7 stop-replication         route squids-query -> backend new_query, "
 		"path /query/api/seafoods/42",
 		"  phase  8 add-new-api-routing      route squids-query -> backend new_query, "
@@ -328,6 +334,7 @@ START_TEST(explain_one_phase)
 	ck_assert_str_eq(o, "PUT /command/api/squids/7\n"
 			    "  phase  6 switch-command-routing   route squids-command -> "
 			    "backend new_command, path /command/api/seafoods/7\n"
+			    "             read your writes: marks its client's write to new_command\n"
 			    "GET /elsewhere\n"
 			    "  phase  3 deploy-new-query         no route -> HAProxy's default backend\n"
 			    "GET /query/api/seafoods/1\n"
