@@ -4,7 +4,7 @@
 
   load.py --url http://127.0.0.1:8080 --rate 300 --duration 30 [--clients 8]
           [--api old|new|auto] [--api-switch-file F] [--phase-file F]
-          [--command-url URL] [--settle 1.0] [--layout split|single]
+          [--command-url URL] [--settle 0] [--layout split|single]
           [--verify-url URL [--verify-api new|old] [--verify-patience 5]]
           [--report FILE] [--requests-log FILE] [--max-requests N]
           [--timeout 10] [--client-id load] [--seed 1]
@@ -17,10 +17,14 @@ so the client never races a proxy closing idle connections; nothing is ever
 retried: every request counts once.
 
 Mix: create (POST) 20%, update (PUT) 20%, delete 10%, read by id 35%, list
-15%. A client reads, updates and deletes only entities it created itself, and
-only once its last acknowledged write to that entity is --settle seconds old
-(replication between OLD and NEW runs in the background in phases 2-6; a
-client never races it on purpose). With nothing settled it creates instead.
+15%. A client reads, updates and deletes only entities it created itself,
+each client sending its own X-Api-Client (`<client-id>-<n>`). By default it
+touches an entity again at once after its write: the sample plan's
+read_your_writes sends its reads where its writes went while replication
+between OLD and NEW catches up. --settle S waits until the last acknowledged
+write to the entity is S seconds old instead (with nothing settled it
+creates): for a plan without read_your_writes (the second plan), or a run
+through agent outages (HAProxy's fallback keeps no client state).
 
 API: `old` uses /query/api/squids and /command/api/squids, `new` uses
 seafoods, `auto` reads the choice from --api-switch-file (its first word is
@@ -473,8 +477,10 @@ def main():
                     help="split: /query/api and /command/api (the sample); single: /api")
     ap.add_argument("--api-switch-file", help="with --api auto: holds `old` or `new`")
     ap.add_argument("--phase-file", help="its first line tags each request")
-    ap.add_argument("--settle", type=float, default=1.0,
-                    help="seconds after a write before the entity is touched again")
+    ap.add_argument("--settle", type=float, default=0.0,
+                    help="seconds after a write before the entity is touched again "
+                         "(0: at once; for plans without read_your_writes, or runs "
+                         "through agent outages)")
     ap.add_argument("--timeout", type=float, default=10.0, help="per request, seconds")
     ap.add_argument("--verify-url", help="base URL where the --verify-api reads answer")
     ap.add_argument("--verify-api", choices=("old", "new"), default="new",

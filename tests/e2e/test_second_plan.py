@@ -320,7 +320,10 @@ def start_load(s, seconds, tag, api):
             "--phase-file", os.path.join(s.dir, "phase"),
             "--verify-url", "http://127.0.0.1:%d" % s.http_port, "--verify-api", "new",
             "--report", os.path.join(s.dir, tag + ".json"), "--client-id", tag,
-            "--timeout", "10"]
+            "--timeout", "10",
+            # This plan has no read_your_writes: a client's reads wait for
+            # replication (1 s after its write) instead.
+            "--settle", "1"]
     return harness.Proc(argv, tag, workdir=s.dir)
 
 

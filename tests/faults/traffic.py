@@ -23,7 +23,11 @@ class LoadRun:
                 "--rate", str(rate), "--duration", str(seconds), "--clients", str(clients),
                 "--api", "old", "--timeout", "10", "--verify-timeout", "30",
                 "--verify-url", "http://127.0.0.1:%d" % stack.app_ports["new-query"],
-                "--client-id", "faults", "--report", self.report_path]
+                "--client-id", "faults", "--report", self.report_path,
+                # Agents die here: HAProxy's fallback keeps no client state,
+                # so read_your_writes pauses while it routes; a client's
+                # reads wait for replication (1 s after its write) instead.
+                "--settle", "1"]
         self.proc = harness.Proc(argv, "load-%d" % id(self), workdir=stack.dir)
 
     def wait(self):
