@@ -8,10 +8,14 @@ A "pair" is what an API client does: POST a squid, then GET it at once.
 A miss is a GET that does not answer 200 with the squid just written.
 
   phases_4_5_6             40 pairs per phase 4, 5, 6, on one keep-alive
-                           connection and on a new connection per request,
-                           both agents UP and both seen deciding: 0 misses;
-                           HAProxy's log says ryw=1 for every read of 4 and 5
-                           and for none of 6 (writes and reads both NEW)
+                           connection, and on a new connection per request
+                           with HAProxy's SPOE connections closed before each
+                           request (both agents UP), so that the agents take
+                           turns: a write and its read decided by different
+                           agents, both seen deciding in their logs. 0 misses;
+                           HAProxy's log says ryw=1 (backend old_query) for
+                           every read of 4 and 5 and for none of 6 (writes and
+                           reads both NEW: a read sent to OLD there could miss)
   without_ryw_reads_miss   the same pairs at phase 4 on the plan without
                            read_your_writes: misses > 0 (the test sees the
                            problem it guards against)
@@ -23,9 +27,12 @@ A miss is a GET that does not answer 200 with the squid just written.
                            new agent 1 alone still follow writes made before
                            the kill; 0 misses
   two_haproxy_nodes        two HAProxy processes sharing ryw_writes through
-                           peers cutover_peers (show peers: connected first):
-                           each write on one, its read on the other: 0 misses;
-                           the mark's propagation delay is measured
+                           peers cutover_peers (show peers: connected first),
+                           replicator paused: each write on one node, its read
+                           at once on the other, both ways, phases 4 to 6:
+                           0 misses, every read of 4 and 5 ryw=1 there; then
+                           how soon a mark is seen on the other node's stats
+                           socket after the write's answer
 Figures are printed (-s shows them).
 """
 import http.client
