@@ -3,8 +3,9 @@
  * NOTIFY bytes in, the ACK's variables out, on the fixture plan
  * tests/unit/plans/valid-ryw.yaml (phase 1 all OLD; 2 reads NEW with a
  * read_your_writes block after `write` (old_w), back to old_r for 2m; 3
- * writes NEW, the block inherited; 4 the block dropped). Runs from the
- * source root. */
+ * writes NEW, the block inherited; 4 the block dropped), and
+ * valid-ryw-split.yaml (the block on the new side of a split route). Runs
+ * from the source root. */
 #include <check.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -229,6 +230,47 @@ START_TEST(a_long_client_is_cut_to_the_table_key)
 }
 END_TEST
 
+START_TEST(a_split_route_gives_the_window_to_its_new_side_only)
+{
+	char err[1024], client[16];
+	struct plan *split = plan_load("tests/unit/plans/valid-ryw-split.yaml", err, sizeof(err));
+	int sides[3] = { 0 };
+
+	ck_assert_msg(split != NULL, "%s", err);
+	decider_init(&decider, split);
+	for (int i = 0; i < 100; i++) {
+		struct wire_notify w = { notify_buf, notify_buf + sizeof(notify_buf), false };
+		struct answer a;
+		unsigned status = 0;
+
+		snprintf(client, sizeof(client), "c%d", i);
+		wire_message(&w, "cutover", 3);
+		wire_arg_string(&w, "method", "GET", 3);
+		wire_arg_string(&w, "path", "/q/1", 4);
+		wire_arg_string(&w, "client", client, strlen(client));
+		struct frame f = { .type = FRAME_NOTIFY, .flags = FRAME_FLAG_FIN, .stream_id = 1,
+				   .frame_id = 1, .payload = notify_buf,
+				   .payload_len = (size_t)(w.p - notify_buf) };
+		ssize_t n = decide_notify(&decider, &f, FRAME_AGENT_MAX_SIZE, out_buf,
+					  sizeof(out_buf), &a, &status);
+		ck_assert_int_gt(n, 0);
+		ck_assert(wire_read_ack(out_buf, (size_t)n, FRAME_AGENT_MAX_SIZE, &ack));
+		sides[a.d.side]++;
+		if (a.d.side == SIDE_NEW) {
+			ck_assert_str_eq(str("backend"), "new_r");
+			ck_assert_str_eq(str("ryw_backend"), "old_r");
+		} else {
+			ck_assert_int_eq(a.d.side, SIDE_OLD);
+			ck_assert_str_eq(str("backend"), "old_r");
+			expect_none();
+		}
+	}
+	ck_assert_int_gt(sides[SIDE_NEW], 0);
+	ck_assert_int_gt(sides[SIDE_OLD], 0);
+	plan_free(split);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("ryw");
@@ -246,6 +288,7 @@ int main(void)
 	tcase_add_test(tc, per_request_variables_are_not_cached);
 	tcase_add_test(tc, a_refused_ryw_rewrite_leaves_the_read_to_its_action);
 	tcase_add_test(tc, a_long_client_is_cut_to_the_table_key);
+	tcase_add_test(tc, a_split_route_gives_the_window_to_its_new_side_only);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
