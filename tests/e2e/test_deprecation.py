@@ -356,3 +356,34 @@ def test_gone_after_sunset(past_sunset):
     s.set_phase(10)
     s.wait_phase(10)
     gone(send(s, "GET", "/query/api/squids/7?page=3"), "/query/api/seafoods/7?page=3")
+
+
+def test_walks_keep_the_sunset_ahead():
+    """The walks under load (System(sunset_ahead=True)) hold that no request
+    fails in phases 8 and 9: on a day within 30 days of the sample's sunset,
+    or past it, their copy of the plan moves the sunset a year ahead, and
+    the agent accepts that copy; before, the copy is the plan unchanged."""
+    import calendar
+    import subprocess
+    import harness
+
+    for plan in (system.PLAN, os.path.join(system.EXAMPLES, "squid-api", "plan.yaml")):
+        with open(plan) as f:
+            text = f.read()
+        sunsets = re.findall(r"\bsunset:\s*(\d{4}-\d{2}-\d{2})", text)
+        assert sunsets, plan
+        first = min(calendar.timegm(time.strptime(s, "%Y-%m-%d")) for s in sunsets)
+        assert system.sunsets_ahead(text, now=first - 31 * 86400) == text
+        late = first + 86400
+        moved = system.sunsets_ahead(text, now=late)
+        ahead = time.strftime("%Y-%m-%d", time.gmtime(late + 365 * 86400))
+        assert re.findall(r"\bsunset:\s*(\d{4}-\d{2}-\d{2})", moved) == [ahead] * len(sunsets)
+        d = tempfile.mkdtemp(prefix="cutover-sunset-ahead-")
+        try:
+            path = os.path.join(d, "plan.yaml")
+            write_atomic(path, moved)
+            r = subprocess.run([harness.agent_binary(), "--check", path], capture_output=True,
+                               text=True, timeout=30)
+            assert r.returncode == 0, r.stdout + r.stderr
+        finally:
+            shutil.rmtree(d)

@@ -46,7 +46,7 @@ _LOG_LINE = re.compile(r'^\S+ \[[^\]]+\] (\S+) (\S+)/(\S+) \S+ (-?\d+) .*?"(.*)"
 def start(name, phase):
     """Apps, two agents (one thread, /metrics) and HAProxy: the walk's run dir."""
     return System("e2e-" + name, phase, agents=2, agent_threads=1, metrics=True,
-                  data_steps=True)
+                  data_steps=True, sunset_ahead=True)
 
 
 def log_fields(sysm, tags):

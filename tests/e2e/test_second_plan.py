@@ -359,6 +359,7 @@ def check_load(rep, min_requests):
 @pytest.mark.timeout(400)
 def test_walk_under_load(start_system):
     s = start_system("second", PHASES[0], agents=2, metrics=True, replicator=True,
+                     sunset_ahead=True,
                      layout=SQUID_API)
     # Entity 1 on OLD, copied by the replicator to NEW.
     r = s.request("POST", "/api/squids", json={"name": "seed squid", "price": 1})

@@ -87,7 +87,8 @@ def fault_system(start_system):
     def start(name, phase, **kw):
         kw.setdefault("replicator", True)
         kw.setdefault("agent_threads", 2)
-        return start_system("faults-" + name, phase, agent_log_level="info", **kw)
+        return start_system("faults-" + name, phase, agent_log_level="info",
+                            sunset_ahead=True, **kw)
     return start
 
 

@@ -13,7 +13,9 @@ System remembers every agent it started and how each one ended, so that a
 case can count crashes: an agent that died unasked, that exited non-zero on
 SIGTERM, or that left a sanitizer report.
 """
+import calendar
 import os
+import re
 import shutil
 import signal
 import socket
@@ -52,13 +54,33 @@ def without_gates(text):
     return "".join(out)
 
 
-def plan_text(phase, plan=PLAN, replication=None):
+_SUNSET = re.compile(r"(\bsunset:\s*)(\d{4}-\d{2}-\d{2})(T\d{2}:\d{2}:\d{2}Z)?")
+
+
+def sunsets_ahead(text, now=None):
+    """text with every route's sunset that is less than 30 days ahead of now
+    (or past) moved to a year from now: for the walks under load, which hold
+    that no request fails in phases 8 and 9, whatever today's date is. Runs
+    before the plan's own sunset see the plan unchanged."""
+    now = time.time() if now is None else now
+    later = time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime(now + 365 * 86400))
+
+    def move(m):
+        at = calendar.timegm(time.strptime(m.group(2), "%Y-%m-%d"))
+        return m.group(0) if at >= now + 30 * 86400 else m.group(1) + later
+    return _SUNSET.sub(move, text)
+
+
+def plan_text(phase, plan=PLAN, replication=None, sunset_ahead=False):
     """The plan (the sample's by default) with its one top-level `phase:`
     line set to `phase`. The sample's gates ask a replication status
     endpoint (data_steps.py): at replication (HOST:PORT) when given, else
-    the gates are left out, for systems that run no such endpoint."""
+    the gates are left out, for systems that run no such endpoint.
+    sunset_ahead: sunsets_ahead() applied."""
     with open(plan) as f:
         text = f.read()
+    if sunset_ahead:
+        text = sunsets_ahead(text)
     if replication is None:
         text = without_gates(text)
     else:
@@ -192,7 +214,7 @@ class Haproxy(harness.Proc):
 class System:
     def __init__(self, name, phase, agents=2, agent_threads=1, agent_log_level="debug",
                  metrics=False, replicator=False, agent_override=None, start_agents=True,
-                 layout=SAMPLE, data_steps=False):
+                 layout=SAMPLE, data_steps=False, sunset_ahead=False):
         """agents: how many agents this System runs (HAProxy's two server
         lines name the first and the last). agent_override: HAProxy's agent
         addresses, for agents the caller runs itself (then agents=0).
@@ -201,12 +223,15 @@ class System:
         plan, HAProxy config and apps (SAMPLE, or e.g. SQUID_API). data_steps:
         scripts/apps/data_steps.py runs the replicator from the agents'
         effective phase and answers the plan's gates (needs metrics); each
-        agent then keeps a state directory and a journal (agentN.journal)."""
+        agent then keeps a state directory and a journal (agentN.journal).
+        sunset_ahead: the plan's sunsets kept ahead of today (sunsets_ahead),
+        for runs under load.py, which counts a 410 as a failed request."""
         self.dir = tempfile.mkdtemp(prefix="cutover-%s-" % name)
         self.layout = layout
         self.plan = os.path.join(self.dir, "cutover.yaml")
         self.replication = "127.0.0.1:%d" % harness.free_port() if data_steps else None
-        write_atomic(self.plan, plan_text(phase, layout.plan, self.replication))
+        self.sunset_ahead = sunset_ahead
+        write_atomic(self.plan, plan_text(phase, layout.plan, self.replication, sunset_ahead))
         self.agent_threads, self.metrics = agent_threads, metrics
         self.agent_log_level = agent_log_level
         self.procs, self.haproxy, self.stopped = [], None, None
@@ -340,7 +365,8 @@ class System:
                              % (self.agent_phases(), phase, timeout))
 
     def set_phase(self, phase):
-        write_atomic(self.plan, plan_text(phase, self.layout.plan, self.replication))
+        write_atomic(self.plan, plan_text(phase, self.layout.plan, self.replication,
+                                          self.sunset_ahead))
 
     # --- HAProxy --------------------------------------------------------------
 

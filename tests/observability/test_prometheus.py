@@ -59,7 +59,8 @@ GRAFANA_VARS = {"$__rate_interval": "2s", "$__interval": "1s", "$__range": "1m",
 def observed():
     """The walk, once: {"system", "prom", "phases": {phase: {instance: value}},
     "decisions": {phase: increase}, "fallback": {...}}."""
-    s = system.System("observability", WALK[0], metrics=True, replicator=True)
+    s = system.System("observability", WALK[0], metrics=True, replicator=True,
+                      sunset_ahead=True)
     p = None
     try:
         agents = ["127.0.0.1:%d" % a.metrics_port for a in s.agents]

@@ -102,7 +102,8 @@ def check(rep):
 
 @pytest.mark.timeout(400)
 def test_walk_by_edits_of_the_phase_line():
-    s = System("safety-walk", 1, agents=2, metrics=True, data_steps=True)
+    s = System("safety-walk", 1, agents=2, metrics=True, data_steps=True,
+               sunset_ahead=True)
     try:
         load, api_file = start_load(s)
         time.sleep(2)
@@ -130,7 +131,8 @@ def test_walk_by_edits_of_the_phase_line():
 
 @pytest.mark.timeout(400)
 def test_jump_through_gates_then_the_door_holds():
-    s = System("safety-jump", 1, agents=2, metrics=True, data_steps=True)
+    s = System("safety-jump", 1, agents=2, metrics=True, data_steps=True,
+               sunset_ahead=True)
     try:
         load, api_file = start_load(s)
         time.sleep(2)
