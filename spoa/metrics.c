@@ -2,7 +2,6 @@
 #include "metrics.h"
 
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +16,7 @@
 #include "plan.h"
 #include "plan_types.h"
 #include "router.h"
+#include "text_buf.h"
 
 #define LABEL_MAX 65    /* plan names are at most 64 bytes */
 #define STATUS_SLOTS 15 /* DISCONNECT statuses 0..13, then 99 for anything else */
@@ -569,57 +569,22 @@ bool metrics_usage(struct usage_row **rows, size_t *n, struct usage_view *view, 
 
 /* ---- the page ---- */
 
-struct page {
-	char *buf;
-	size_t len, cap;
-	bool failed;
-};
-
-__attribute__((format(printf, 2, 3)))
-static void out(struct page *p, const char *fmt, ...)
-{
-	for (;;) {
-		if (p->failed)
-			return;
-		va_list ap;
-		va_start(ap, fmt);
-		int n = vsnprintf(p->buf + p->len, p->cap - p->len, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			p->failed = true;
-			return;
-		}
-		if ((size_t)n < p->cap - p->len) {
-			p->len += (size_t)n;
-			return;
-		}
-		size_t cap = p->cap * 2 + (size_t)n + 1;
-		char *b = realloc(p->buf, cap);
-		if (!b) {
-			p->failed = true;
-			return;
-		}
-		p->buf = b;
-		p->cap = cap;
-	}
-}
-
 /* A label value with \, " and newline escaped as Prometheus requires. */
-static void out_label(struct page *p, const char *s)
+static void out_label(struct text_buf *p, const char *s)
 {
 	for (; *s; s++) {
 		if (*s == '\\' || *s == '"')
-			out(p, "\\%c", *s);
+			text_buf_printf(p, "\\%c", *s);
 		else if (*s == '\n')
-			out(p, "\\n");
+			text_buf_printf(p, "\\n");
 		else
-			out(p, "%c", *s);
+			text_buf_printf(p, "%c", *s);
 	}
 }
 
-static void family(struct page *p, const char *name, const char *type, const char *help)
+static void family(struct text_buf *p, const char *name, const char *type, const char *help)
 {
-	out(p, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	text_buf_printf(p, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* A client whose key is "other" would clash with the series of the
@@ -629,17 +594,17 @@ static bool is_other(const struct usage_row *r)
 	return r->len == 5 && memcmp(r->key, "other", 5) == 0;
 }
 
-static void out_client(struct page *p, const char *name, const struct usage_row *r)
+static void out_client(struct text_buf *p, const char *name, const struct usage_row *r)
 {
 	char label[CLIENT_USAGE_LABEL_MAX];
 
 	client_usage_label(r->key, r->len, label);
-	out(p, "%s{client=\"", name);
+	text_buf_printf(p, "%s{client=\"", name);
 	out_label(p, label);
-	out(p, "\"} ");
+	text_buf_printf(p, "\"} ");
 }
 
-static void page_usage(struct page *p, const struct usage_row *rows, size_t n,
+static void page_usage(struct text_buf *p, const struct usage_row *rows, size_t n,
 		       const struct usage_view *v, double quiet)
 {
 	uint64_t other = v->other;
@@ -658,9 +623,9 @@ static void page_usage(struct page *p, const struct usage_row *rows, size_t n,
 		if (is_other(&rows[i]))
 			continue;
 		out_client(p, "cutover_deprecated_requests_total", &rows[i]);
-		out(p, "%llu\n", (unsigned long long)rows[i].requests);
+		text_buf_printf(p, "%llu\n", (unsigned long long)rows[i].requests);
 	}
-	out(p, "cutover_deprecated_requests_total{client=\"other\"} %llu\n",
+	text_buf_printf(p, "cutover_deprecated_requests_total{client=\"other\"} %llu\n",
 	    (unsigned long long)other);
 	family(p, "cutover_deprecated_last_request_timestamp_seconds", "gauge",
 	       "When a client last called a deprecated route, in Unix time.");
@@ -668,15 +633,15 @@ static void page_usage(struct page *p, const struct usage_row *rows, size_t n,
 		if (is_other(&rows[i]))
 			continue;
 		out_client(p, "cutover_deprecated_last_request_timestamp_seconds", &rows[i]);
-		out(p, "%.3f\n", (double)rows[i].last_ms / 1000.0);
+		text_buf_printf(p, "%.3f\n", (double)rows[i].last_ms / 1000.0);
 	}
 	if (other_last)
-		out(p, "cutover_deprecated_last_request_timestamp_seconds{client=\"other\"} %.3f\n",
-		    (double)other_last / 1000.0);
+		text_buf_printf(p, "cutover_deprecated_last_request_timestamp_seconds"
+				"{client=\"other\"} %.3f\n", (double)other_last / 1000.0);
 	family(p, "cutover_deprecated_quiet_seconds", "gauge",
 	       "Seconds since this agent last decided a request on a deprecated route (since "
 	       "it started when none).");
-	out(p, "cutover_deprecated_quiet_seconds %.3f\n", quiet);
+	text_buf_printf(p, "cutover_deprecated_quiet_seconds %.3f\n", quiet);
 }
 
 static int row_cmp(const void *a, const void *b)
@@ -721,26 +686,27 @@ static bool collect(struct table *all, struct table *split, uint64_t *overflow)
 	return true;
 }
 
-static void page_decisions(struct page *p, const struct table *all)
+static void page_decisions(struct text_buf *p, const struct table *all)
 {
 	family(p, "cutover_decisions_total", "counter",
 	       "Routing decisions by phase, route (empty: none matched), backend (empty: "
 	       "none) and status the proxy answers with (empty: none).");
 	for (size_t i = 0; i < all->n; i++) {
 		const struct row *r = &all->rows[i];
-		out(p, "cutover_decisions_total{phase=\"%u\",route=\"", r->phase);
+		text_buf_printf(p, "cutover_decisions_total{phase=\"%u\",route=\"", r->phase);
 		out_label(p, r->route);
-		out(p, "\",backend=\"");
+		text_buf_printf(p, "\",backend=\"");
 		out_label(p, r->backend);
 		if (r->status)
-			out(p, "\",status=\"%u\"} %llu\n", r->status, (unsigned long long)r->count);
+			text_buf_printf(p, "\",status=\"%u\"} %llu\n", r->status,
+					(unsigned long long)r->count);
 		else
-			out(p, "\",status=\"\"} %llu\n", (unsigned long long)r->count);
+			text_buf_printf(p, "\",status=\"\"} %llu\n", (unsigned long long)r->count);
 	}
 }
 
 /* split: rows of fold_split, the side in the backend field. */
-static void page_split(struct page *p, const struct table *split)
+static void page_split(struct text_buf *p, const struct table *split)
 {
 	family(p, "cutover_split_decisions_total", "counter",
 	       "Decisions on routes split between clients (a progressive shift), by phase, "
@@ -748,20 +714,21 @@ static void page_split(struct page *p, const struct table *split)
 	       "the other clients keep).");
 	for (size_t i = 0; i < split->n; i++) {
 		const struct row *r = &split->rows[i];
-		out(p, "cutover_split_decisions_total{phase=\"%u\",route=\"", r->phase);
+		text_buf_printf(p, "cutover_split_decisions_total{phase=\"%u\",route=\"", r->phase);
 		out_label(p, r->route);
-		out(p, "\",side=\"%s\"} %llu\n", r->backend, (unsigned long long)r->count);
+		text_buf_printf(p, "\",side=\"%s\"} %llu\n", r->backend,
+				(unsigned long long)r->count);
 	}
 }
 
-static void page_overflow(struct page *p, uint64_t overflow)
+static void page_overflow(struct text_buf *p, uint64_t overflow)
 {
 	family(p, "cutover_decisions_overflow_total", "counter",
 	       "Decisions counted without labels: the table of label sets was full.");
-	out(p, "cutover_decisions_overflow_total %llu\n", (unsigned long long)overflow);
+	text_buf_printf(p, "cutover_decisions_overflow_total %llu\n", (unsigned long long)overflow);
 }
 
-static void page_workers(struct page *p)
+static void page_workers(struct text_buf *p)
 {
 	uint64_t opened = 0, closed = 0, frames[METRICS_FRAME_KINDS] = { 0 },
 		 errors[STATUS_SLOTS] = { 0 }, buckets[BUCKETS + 1] = { 0 }, ns = 0;
@@ -783,26 +750,26 @@ static void page_workers(struct page *p)
 	uint64_t cumulative = 0;
 	for (int i = 0; i < BUCKETS; i++) {
 		cumulative += buckets[i];
-		out(p, "cutover_decision_duration_seconds_bucket{le=\"%g\"} %llu\n",
+		text_buf_printf(p, "cutover_decision_duration_seconds_bucket{le=\"%g\"} %llu\n",
 		    (double)bucket_ns[i] / 1e9, (unsigned long long)cumulative);
 	}
 	cumulative += buckets[BUCKETS];
-	out(p, "cutover_decision_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+	text_buf_printf(p, "cutover_decision_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
 	       "cutover_decision_duration_seconds_sum %.9f\n"
 	       "cutover_decision_duration_seconds_count %llu\n",
 	    (unsigned long long)cumulative, (double)ns / 1e9, (unsigned long long)cumulative);
 
 	family(p, "cutover_open_connections", "gauge", "Open HAProxy connections.");
-	out(p, "cutover_open_connections %llu\n",
+	text_buf_printf(p, "cutover_open_connections %llu\n",
 	    (unsigned long long)(opened >= closed ? opened - closed : 0));
 	family(p, "cutover_connections_accepted_total", "counter",
 	       "HAProxy connections accepted.");
-	out(p, "cutover_connections_accepted_total %llu\n", (unsigned long long)opened);
+	text_buf_printf(p, "cutover_connections_accepted_total %llu\n", (unsigned long long)opened);
 
 	family(p, "cutover_frames_total", "counter",
 	       "SPOP frames by direction (in: from HAProxy, out: to it) and type.");
 	for (int i = 0; i < METRICS_FRAME_KINDS; i++)
-		out(p, "cutover_frames_total{direction=\"%s\",type=\"%s\"} %llu\n",
+		text_buf_printf(p, "cutover_frames_total{direction=\"%s\",type=\"%s\"} %llu\n",
 		    i < METRICS_FRAME_AGENT_HELLO ? "in" : "out", frame_names[i],
 		    (unsigned long long)frames[i]);
 
@@ -810,52 +777,52 @@ static void page_workers(struct page *p)
 	       "Connections ended by a protocol error, by DISCONNECT status.");
 	for (int i = 0; i < STATUS_SLOTS; i++)
 		if (errors[i])
-			out(p, "cutover_protocol_errors_total{status=\"%d\"} %llu\n",
+			text_buf_printf(p, "cutover_protocol_errors_total{status=\"%d\"} %llu\n",
 			    i < STATUS_SLOTS - 1 ? i : 99, (unsigned long long)errors[i]);
 }
 
 /* Called with lock held. */
-static void page_facts(struct page *p)
+static void page_facts(struct text_buf *p)
 {
 	family(p, "cutover_build_info", "gauge", "The agent's version and source revision; always 1.");
-	out(p, "cutover_build_info{version=\"");
+	text_buf_printf(p, "cutover_build_info{version=\"");
 	out_label(p, facts.version);
-	out(p, "\",revision=\"");
+	text_buf_printf(p, "\",revision=\"");
 	out_label(p, facts.revision);
-	out(p, "\"} 1\n");
+	text_buf_printf(p, "\"} 1\n");
 	family(p, "cutover_plan_info", "gauge",
 	       "The plan in force: SHA-256 of its file and how many plans this process has "
 	       "put in force; always 1.");
-	out(p, "cutover_plan_info{hash=\"%s\",generation=\"%llu\"} 1\n", facts.hash,
+	text_buf_printf(p, "cutover_plan_info{hash=\"%s\",generation=\"%llu\"} 1\n", facts.hash,
 	    (unsigned long long)facts.generation);
 	family(p, "cutover_phase_desired", "gauge", "Phase the plan file asks for.");
-	out(p, "cutover_phase_desired %u\n", facts.desired);
+	text_buf_printf(p, "cutover_phase_desired %u\n", facts.desired);
 	family(p, "cutover_phase_effective", "gauge", "Phase decisions are made in.");
-	out(p, "cutover_phase_effective %u\n", facts.phase);
+	text_buf_printf(p, "cutover_phase_effective %u\n", facts.phase);
 	family(p, "cutover_phase_waiting", "gauge",
 	       "1 for the gate the next phase step waits on (none: the live phase is the "
 	       "desired one, or the step is being checked).");
 	if (facts.waiting[0]) {
-		out(p, "cutover_phase_waiting{gate=\"");
+		text_buf_printf(p, "cutover_phase_waiting{gate=\"");
 		out_label(p, facts.waiting);
-		out(p, "\"} 1\n");
+		text_buf_printf(p, "\"} 1\n");
 	}
 	family(p, "cutover_plan_reloads_total", "counter",
 	       "Plan reloads by result (the first load is not one).");
-	out(p, "cutover_plan_reloads_total{result=\"accepted\"} %llu\n"
+	text_buf_printf(p, "cutover_plan_reloads_total{result=\"accepted\"} %llu\n"
 	       "cutover_plan_reloads_total{result=\"rejected\"} %llu\n",
 	    (unsigned long long)facts.accepted, (unsigned long long)facts.rejected);
 	family(p, "cutover_plan_last_reload_success", "gauge",
 	       "1 if the last load of the plan file succeeded, 0 if it was rejected.");
-	out(p, "cutover_plan_last_reload_success %d\n", facts.last_ok ? 1 : 0);
+	text_buf_printf(p, "cutover_plan_last_reload_success %d\n", facts.last_ok ? 1 : 0);
 	family(p, "cutover_plan_last_reload_timestamp_seconds", "gauge",
 	       "When the plan file was last loaded or rejected, in Unix time.");
-	out(p, "cutover_plan_last_reload_timestamp_seconds %.3f\n", facts.last_time);
+	text_buf_printf(p, "cutover_plan_last_reload_timestamp_seconds %.3f\n", facts.last_time);
 }
 
 char *metrics_render(size_t *len)
 {
-	struct page p = { .cap = 16384 };
+	struct text_buf p;
 	struct table all = { 0 }, split = { 0 };
 	uint64_t overflow;
 	struct usage_row *rows = NULL;
@@ -863,12 +830,11 @@ char *metrics_render(size_t *len)
 	size_t nrows = 0;
 	double quiet = 0;
 
-	p.buf = malloc(p.cap);
-	if (!p.buf)
+	if (!text_buf_init(&p, 16384))
 		return NULL;
 	pthread_mutex_lock(&lock);
-	p.failed = !collect(&all, &split, &overflow) ||
-		   !collect_usage(&rows, &nrows, &usage, &quiet);
+	if (!collect(&all, &split, &overflow) || !collect_usage(&rows, &nrows, &usage, &quiet))
+		p.failed = true;
 	page_facts(&p);
 	page_workers(&p);
 	pthread_mutex_unlock(&lock);
@@ -885,10 +851,5 @@ char *metrics_render(size_t *len)
 	page_overflow(&p, overflow);
 	table_free(&all);
 	table_free(&split);
-	if (p.failed) {
-		free(p.buf);
-		return NULL;
-	}
-	*len = p.len;
-	return p.buf;
+	return text_buf_finish(&p, len);
 }

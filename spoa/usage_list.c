@@ -5,10 +5,11 @@
 #include "usage_list.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "text_buf.h"
 
 #define DEPTH_MAX 8
 
@@ -336,67 +337,28 @@ static void merge(struct usage_list *l)
 	l->merged = true;
 }
 
-struct text {
-	char *buf;
-	size_t len, cap;
-	bool failed;
-};
-
-__attribute__((format(printf, 2, 3)))
-static void put(struct text *t, const char *fmt, ...)
-{
-	va_list ap;
-
-	for (int tries = 0; tries < 2 && !t->failed; tries++) {
-		va_start(ap, fmt);
-		int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			t->failed = true;
-		} else if ((size_t)n < t->cap - t->len) {
-			t->len += (size_t)n;
-			return;
-		} else {
-			size_t cap = 2 * t->cap + (size_t)n + 1;
-			char *b = realloc(t->buf, cap);
-			if (!b) {
-				t->failed = true;
-			} else {
-				t->buf = b;
-				t->cap = cap;
-			}
-		}
-	}
-}
-
 char *usage_list_text(struct usage_list *l, size_t *len)
 {
-	struct text t = { .cap = 4096 };
+	struct text_buf t;
 	int width = (int)strlen("(other)");
 
 	merge(l);
-	t.buf = malloc(t.cap);
-	if (!t.buf)
+	if (!text_buf_init(&t, 4096))
 		return NULL;
-	t.buf[0] = '\0';
 	for (size_t i = 0; i < l->n; i++)
 		width = (int)strlen(l->c[i].client) > width ? (int)strlen(l->c[i].client) : width;
-	put(&t, "%-*s  %10s  %-24s  %s\n", width, "CLIENT", "REQUESTS", "LAST REQUEST (UTC)",
-	    "AGENTS");
+	text_buf_printf(&t, "%-*s  %10s  %-24s  %s\n", width, "CLIENT", "REQUESTS",
+			"LAST REQUEST (UTC)", "AGENTS");
 	for (size_t i = 0; i < l->n; i++)
-		put(&t, "%-*s  %10" PRIu64 "  %-24s  %u\n", width, l->c[i].client,
-		    l->c[i].requests, l->c[i].last[0] ? l->c[i].last : "-", l->c[i].agents);
-	put(&t, "%-*s  %10" PRIu64 "  %-24s\n", width, "(other)", l->other,
-	    l->other_last[0] ? l->other_last : "-");
-	put(&t, "%zu clients listed, %" PRIu64 " requests on deprecated routes in all, "
-		"from %u agents; quiet for %.1f s\n",
-	    l->n, l->requests, l->agents, l->quiet);
-	if (t.failed) {
-		free(t.buf);
-		return NULL;
-	}
-	*len = t.len;
-	return t.buf;
+		text_buf_printf(&t, "%-*s  %10" PRIu64 "  %-24s  %u\n", width, l->c[i].client,
+				l->c[i].requests, l->c[i].last[0] ? l->c[i].last : "-",
+				l->c[i].agents);
+	text_buf_printf(&t, "%-*s  %10" PRIu64 "  %-24s\n", width, "(other)", l->other,
+			l->other_last[0] ? l->other_last : "-");
+	text_buf_printf(&t, "%zu clients listed, %" PRIu64 " requests on deprecated routes in "
+			"all, from %u agents; quiet for %.1f s\n",
+			l->n, l->requests, l->agents, l->quiet);
+	return text_buf_finish(&t, len);
 }
 
 void usage_list_free(struct usage_list *l)

@@ -2,13 +2,13 @@
 #include "usage_page.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "json_out.h"
+#include "text_buf.h"
 
 void usage_time_text(int64_t ms, char *out, size_t cap)
 {
@@ -96,71 +96,34 @@ char *usage_page_json(struct usage_row *rows, size_t n, const struct usage_view 
 	return line;
 }
 
-struct text {
-	char *buf;
-	size_t len, cap;
-	int failed;
-};
-
-__attribute__((format(printf, 2, 3)))
-static void put(struct text *t, const char *fmt, ...)
-{
-	va_list ap;
-
-	for (int tries = 0; tries < 2 && !t->failed; tries++) {
-		va_start(ap, fmt);
-		int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			t->failed = 1;
-		} else if ((size_t)n < t->cap - t->len) {
-			t->len += (size_t)n;
-			return;
-		} else {
-			size_t cap = 2 * t->cap + (size_t)n + 1;
-			char *b = realloc(t->buf, cap);
-			if (!b)
-				t->failed = 1;
-			else {
-				t->buf = b;
-				t->cap = cap;
-			}
-		}
-	}
-}
-
 char *usage_page_text(struct usage_row *rows, size_t n, const struct usage_view *v,
 		      double quiet, size_t *len)
 {
-	struct text t = { .cap = 4096 };
+	struct text_buf t;
 	char label[CLIENT_USAGE_LABEL_MAX], when[USAGE_TIME_MAX];
 	int width = (int)strlen("(other)");
 
-	t.buf = malloc(t.cap);
-	if (!t.buf)
+	if (!text_buf_init(&t, 4096))
 		return NULL;
-	t.buf[0] = '\0';
 	sort_rows(rows, n);
 	for (size_t i = 0; i < n; i++) {
 		client_usage_label(rows[i].key, rows[i].len, label);
 		width = (int)strlen(label) > width ? (int)strlen(label) : width;
 	}
-	put(&t, "%-*s  %10s  %s\n", width, "CLIENT", "REQUESTS", "LAST REQUEST (UTC)");
+	text_buf_printf(&t, "%-*s  %10s  %s\n", width, "CLIENT", "REQUESTS",
+			"LAST REQUEST (UTC)");
 	for (size_t i = 0; i < n; i++) {
 		client_usage_label(rows[i].key, rows[i].len, label);
 		usage_time_text(rows[i].last_ms, when, sizeof(when));
-		put(&t, "%-*s  %10" PRIu64 "  %s\n", width, label, rows[i].requests, when);
+		text_buf_printf(&t, "%-*s  %10" PRIu64 "  %s\n", width, label,
+				rows[i].requests, when);
 	}
 	if (v->other_last_ms > 0)
 		usage_time_text(v->other_last_ms, when, sizeof(when));
 	else
 		snprintf(when, sizeof(when), "-");
-	put(&t, "%-*s  %10" PRIu64 "  %s\n", width, "(other)", v->other, when);
-	put(&t, "%" PRIu64 " requests on deprecated routes; quiet for %.1f s\n", v->total, quiet);
-	if (t.failed) {
-		free(t.buf);
-		return NULL;
-	}
-	*len = t.len;
-	return t.buf;
+	text_buf_printf(&t, "%-*s  %10" PRIu64 "  %s\n", width, "(other)", v->other, when);
+	text_buf_printf(&t, "%" PRIu64 " requests on deprecated routes; quiet for %.1f s\n",
+			v->total, quiet);
+	return text_buf_finish(&t, len);
 }
