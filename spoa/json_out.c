@@ -126,3 +126,16 @@ char *json_out_done(struct json_out *j, size_t *len)
 	*len = j->len;
 	return j->buf;
 }
+
+char *json_out_done_line(struct json_out *j, size_t *len)
+{
+	char *text = json_out_done(j, len), *line = text ? realloc(text, *len + 2) : NULL;
+
+	if (!line) {
+		free(text);
+		return NULL;
+	}
+	line[(*len)++] = '\n';
+	line[*len] = '\0';
+	return line;
+}

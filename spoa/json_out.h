@@ -25,5 +25,7 @@ void json_out_uint(struct json_out *j, unsigned long long v);
 void json_out_bool(struct json_out *j, bool v);
 /* The text, NUL-terminated (the caller frees it), or NULL. */
 char *json_out_done(struct json_out *j, size_t *len);
+/* The same text ending in a newline: one line of an HTTP answer. */
+char *json_out_done_line(struct json_out *j, size_t *len);
 
 #endif

@@ -465,15 +465,7 @@ char *metrics_status_json(size_t *len)
 	json_out_bool(&j, facts.last_ok);
 	json_out_close(&j, '}');
 	pthread_mutex_unlock(&lock);
-	char *text = json_out_done(&j, len), *line = text ? realloc(text, *len + 2) : NULL;
-
-	if (!line) {
-		free(text);
-		return NULL;
-	}
-	line[(*len)++] = '\n';
-	line[*len] = '\0';
-	return line;
+	return json_out_done_line(&j, len);
 }
 
 void metrics_plan_applied(const struct plan *plan, bool reload, double unix_time)

@@ -85,15 +85,7 @@ char *usage_page_json(struct usage_row *rows, size_t n, const struct usage_view 
 	json_time(&j, v->other_last_ms);
 	json_out_close(&j, '}');
 	json_out_close(&j, '}');
-	char *text = json_out_done(&j, len), *line = text ? realloc(text, *len + 2) : NULL;
-
-	if (!line) {
-		free(text);
-		return NULL;
-	}
-	line[(*len)++] = '\n';
-	line[*len] = '\0';
-	return line;
+	return json_out_done_line(&j, len);
 }
 
 char *usage_page_text(struct usage_row *rows, size_t n, const struct usage_view *v,
