@@ -20,6 +20,8 @@ table, 1 when something could not be measured (a process failed, a proxy
 routed the mix unlike native, or an agent did not answer).
 """
 import argparse
+import calendar
+import email.utils
 import os
 import re
 import shutil
@@ -44,6 +46,24 @@ BENCH_PHASE = 8
 VARIANTS = ("native", "peer", "cutover")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MIX = os.path.join(HERE, "mix.txt")
+
+
+def deprecation_headers(text):
+    """The sample plan's (one) deprecation block as native.cfg sends it, in
+    the values cutover's agent gives HAProxy: BENCH_DEPRECATION (@epoch),
+    BENCH_SUNSET (IMF-fixdate) and BENCH_POLICY."""
+    def when(name):
+        m = re.search(r"\b%s:\s*(\d{4}-\d{2}-\d{2})(?:T(\d{2}):(\d{2}):(\d{2})Z)?" % name, text)
+        if not m:
+            raise Failure("the benchmark plan has no deprecation %s" % name)
+        day = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%d"))
+        return day + sum(int(v or 0) * k for v, k in zip(m.groups()[1:], (3600, 60, 1)))
+    policy = re.search(r"\bpolicy:\s*\"?([^\s\",}]+)", text)
+    if not policy:
+        raise Failure("the benchmark plan has no deprecation policy")
+    return {"BENCH_DEPRECATION": "@%d" % when("date"),
+            "BENCH_SUNSET": email.utils.formatdate(when("sunset"), usegmt=True),
+            "BENCH_POLICY": policy.group(1)}
 
 
 class Failure(Exception):
@@ -217,9 +237,11 @@ class Bench:
         with open(src) as f:
             text = f.read()
         try:
-            text = plan_phase.set_phase(text, BENCH_PHASE)
+            # Past the sunset the agent would answer 410 where native routes.
+            text = plan_phase.set_phase(system.sunsets_ahead(text), BENCH_PHASE)
         except ValueError as e:
             raise Failure("%s: %s" % (src, e))
+        self.deprecation_headers = deprecation_headers(text)
         path = os.path.join(self.workdir, "plan-phase%d.yaml" % BENCH_PHASE)
         with open(path, "w") as f:
             f.write(text)
@@ -238,6 +260,8 @@ class Bench:
         apps = {"CUTOVER_" + k: v for k, v in stub.items()}
         apps["CUTOVER_DEFAULT_APP"] = stub["OLD_QUERY"]
 
+        plan = self.phase_plan()
+        apps.update(self.deprecation_headers)
         self.proxies["native"] = self.native_proxy("haproxy-native", apps)
 
         if self.peer_binary:
@@ -252,7 +276,6 @@ class Bench:
                 spoe["BENCH_UNIQUE_ID_FORMAT"] = uid
             self.proxies["peer"] = self.native_proxy("haproxy-peer", dict(apps, **spoe))
 
-        plan = self.phase_plan()
         fallback_dir = os.path.join(self.workdir, "fallback")
         os.makedirs(fallback_dir, exist_ok=True)
         rc, out, err = run([self.spoa, "--write-fallback", fallback_dir, plan], 30)
@@ -301,7 +324,8 @@ class Bench:
         if client != "-":
             headers["X-Api-Client"] = client
         r = http_once.request(addr, method, path, headers=headers, timeout=5)
-        return (r.status, r.header("X-Served-By"), r.text().strip(), r.header("Deprecation"))
+        return (r.status, r.header("X-Served-By"), r.text().strip(), r.header("Deprecation"),
+                r.header("Sunset"), r.header("Link"))
 
     def exchanges(self, variant):
         """From the cutover or peer proxy's log since the last truncation:
