@@ -8,6 +8,7 @@ CUTOVER_SPOA names the agent binary (default build/cutover-spoa);
 CUTOVER_SANITIZED=1 says it is an ASan/UBSan build (scripts/test sets both).
 """
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -26,10 +27,37 @@ def sanitized():
     return os.environ.get("CUTOVER_SANITIZED") == "1"
 
 
+_given = set()
+_random = random.SystemRandom()
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host="127.0.0.1"):
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A port free now, for a listener started later. It is drawn below the
+    kernel's ephemeral range: an ephemeral port can be taken meanwhile by any
+    outgoing connection (HAProxy's, load.py's), so that a process restarted
+    on its port would find it in use. Never the same port twice in a run."""
+    low = min(_ephemeral_low(), 32768)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(200):
+        port = _random.randrange(10000, low)
+        if port in _given:
+            continue
+        with socket.socket(family) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        _given.add(port)
+        return port
+    raise AssertionError("no free port found below %d" % low)
 
 
 def wait_port(host, port, timeout=10.0, proc=None):
