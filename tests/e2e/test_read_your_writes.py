@@ -306,6 +306,23 @@ def wait_peer_connected(h, remote, timeout=10.0):
         time.sleep(0.05)
 
 
+def wait_agents_up_on(h, timeout=15.0):
+    """Until HAProxy h runs both agents with a passed check (as
+    System.wait_agents_up does for the System's own HAProxy)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        up = set()
+        for line in h.cli("show servers state spoe_cutover").splitlines():
+            f = line.split()
+            if len(f) > 11 and f[1] == "spoe_cutover" and (f[5], f[11]) == ("2", "3"):
+                up.add(f[3])
+        if up == {"agent1", "agent2"}:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("HAProxy does not see both agents UP: %s" % sorted(up))
+        time.sleep(0.05)
+
+
 def mark_on(h, client):
     """None when the stats socket gave no answer (it sometimes closes at
     once under a tight loop), else whether the client has a mark there."""
@@ -330,6 +347,9 @@ def test_two_haproxy_nodes(stack):
     s.procs.append(h2)
     wait_peer_connected(s.haproxy, "node2")
     wait_peer_connected(h2, "node1")
+    # Until node 2's checks pass, its fallback routes, and the fallback has
+    # no client state: both agents UP there before the first pair.
+    wait_agents_up_on(h2)
     # Replication paused: a read finds its write on OLD only if the other
     # node had the mark when the read arrived.
     replicator(s).signal(signal.SIGSTOP)
@@ -351,7 +371,11 @@ def test_two_haproxy_nodes(stack):
             reads = [l for l in wait_logged(h2 if dst == "2" else s.haproxy, client, PAIRS)
                      if l[0] == "GET"]
             assert len(reads) == PAIRS
-            assert sum(1 for l in reads if l[3] == "1") == (PAIRS if phase < 6 else 0)
+            node = h2 if dst == "2" else s.haproxy
+            assert sum(1 for l in reads if l[3] == "1") == (PAIRS if phase < 6 else 0), (
+                "%s: misses %d; its reads as node %s logged them:\n%s" % (
+                    client, figures[client], dst,
+                    "\n".join([l for l in node.lines() if client in l and '"GET ' in l][:5])))
     # Propagation: a mark made on node 1, looked for on node 2's stats
     # socket right after the write's answer.
     for i in range(20):
