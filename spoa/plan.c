@@ -8,6 +8,7 @@
 #include "plan_loader.h"
 #include "plan_types.h"
 #include "router.h"
+#include "ryw.h"
 #include "shift.h"
 #include "sha256.h"
 
@@ -21,6 +22,11 @@ struct plan *plan_load_buffer(const char *name, const char *data, size_t len,
 {
 	struct plan *p = plan_loader_build(name, data, len, router_compile, err, errlen);
 
+	if (p && !ryw_index_backends(p)) {
+		snprintf(err, errlen, "%s: out of memory", name);
+		plan_free(p);
+		return NULL;
+	}
 	if (p)
 		sha256_hex(data, len, p->hash);
 	return p;

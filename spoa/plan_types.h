@@ -121,6 +121,9 @@ struct plan {
 	const bool *ryw_marks;       /* one per route: some read_your_writes block
 	                                of the plan names it in `after`, so a write
 	                                through it is marked; NULL: none is */
+	const unsigned *ryw_ids;     /* with ryw_marks: one per backend, its
+	                                ryw_backend_id(), made once at load
+	                                (ryw_index_backends) */
 	const struct trie_node *root; /* router_compile()'s; NULL until then */
 	char hash[SHA256_HEX_SIZE];   /* of the file's bytes, set by plan_load */
 };

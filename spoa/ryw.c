@@ -17,6 +17,21 @@ unsigned ryw_backend_id(const char *name)
 	return (unsigned)(h % 0x7fffffffu) + 1;
 }
 
+bool ryw_index_backends(struct plan *plan)
+{
+	unsigned *ids;
+
+	if (!plan->ryw_marks)
+		return true;
+	ids = arena_array(&plan->arena, (size_t)plan->nbackends, sizeof(*ids));
+	if (!ids)
+		return false;
+	for (int b = 0; b < plan->nbackends; b++)
+		ids[b] = ryw_backend_id(plan->backends[b]);
+	plan->ryw_ids = ids;
+	return true;
+}
+
 /* The action d took: the phase's, or on the old side of a split the base
  * the other clients keep. */
 static const struct action *taken(const struct plan *plan, const struct decision *d)
@@ -37,12 +52,12 @@ bool ryw_decide(const struct plan *plan, const struct route_request *req,
 	y = taken(plan, d)->ryw;
 	method = req->method ? method_bit(req->method, req->method_len) : 0;
 	out->mark = plan->ryw_marks && plan->ryw_marks[d->route_index] &&
-			    (method & METHODS_WRITES) ? ryw_backend_id(d->backend) : 0;
+			    (method & METHODS_WRITES) ? plan->ryw_ids[d->backend_index] : 0;
 	out->backend = NULL;
 	if (y && (method & METHODS_READS)) {
 		out->backend = plan->backends[y->backend];
 		out->seconds = y->seconds;
-		out->after = ryw_backend_id(plan->backends[y->written_to]);
+		out->after = plan->ryw_ids[y->written_to];
 		out->rw = *match;
 		out->rw.tpl = y->tpl;
 		out->rw.link = false;

@@ -42,6 +42,10 @@ struct ryw_answer {
 /* A backend's id in marks: 1 to 2^31-1, from its name (FNV-1a). */
 unsigned ryw_backend_id(const char *name);
 
+/* Fills plan->ryw_ids when the plan marks writes, so that no decision hashes
+ * a name; false when out of memory. plan_load calls it. */
+bool ryw_index_backends(struct plan *plan);
+
 /* For decision d of req under plan (d made by router_match, match its
  * rewrite): fills out and returns true when read-your-writes applies
  * (mark, or backend set); false otherwise (out then means nothing). */
