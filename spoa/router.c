@@ -2,7 +2,8 @@
 /* router: a segment trie compiled from the plan's routes, and decisions.
  *
  * Each trie node stands for a sequence of path segments. Its children are
- * literal segments (sorted, found by binary search) and at most one capture
+ * literal segments (sorted, found by binary search, or by a hash index
+ * (lit_index.h) when there are LIT_INDEXED or more) and at most one capture
  * child; its three slots hold the routes that end there: exact ("/a/b"),
  * segment tail ("/a/b{rest...}") and directory tail ("/a/b/{rest...}").
  * A request walks the trie depth first, literal before capture before the
@@ -12,6 +13,7 @@
  * the first whose methods and host fit wins. */
 #include "router.h"
 
+#include "lit_index.h"
 #include "method.h"
 #include "plan_types.h"
 #include "shift.h"
@@ -26,13 +28,19 @@ struct slot {
 	int n;
 };
 
+/* Literal children looked up by hash from this many on; fewer are binary
+ * searched (a threshold chosen, not tuned). */
+#define LIT_INDEXED 8
+
 struct lit_edge {
 	struct span text;
 	struct trie_node *node;
 };
 
 struct trie_node {
-	struct lit_edge *lit; /* sorted by length, then bytes */
+	const struct span *lit_text;  /* nlit, sorted by length, then bytes */
+	struct trie_node **lit_node;  /* lit_node[i]: the child for lit_text[i] */
+	const struct lit_index *index; /* positions in lit_text; NULL below LIT_INDEXED */
 	int nlit;
 	struct trie_node *capture;
 	struct slot exact, tail_segment, tail_dir;
@@ -222,14 +230,27 @@ static bool finish(const struct plan *p, struct arena *a, struct build_node *b,
 	int k = 0;
 
 	if (n->nlit) {
-		n->lit = arena_array(a, (size_t)n->nlit, sizeof(*n->lit));
-		if (!n->lit)
+		struct lit_edge *sorted = arena_array(a, (size_t)n->nlit, sizeof(*sorted));
+		struct span *text = arena_array(a, (size_t)n->nlit, sizeof(*text));
+
+		n->lit_node = arena_array(a, (size_t)n->nlit, sizeof(*n->lit_node));
+		if (!sorted || !text || !n->lit_node)
 			goto oom;
 		for (struct build_edge *e = b->edges; e; e = e->next)
-			n->lit[k++] = e->edge;
-		qsort(n->lit, (size_t)n->nlit, sizeof(*n->lit), edge_cmp);
+			sorted[k++] = e->edge;
+		qsort(sorted, (size_t)n->nlit, sizeof(*sorted), edge_cmp);
+		for (int i = 0; i < n->nlit; i++) {
+			text[i] = sorted[i].text;
+			n->lit_node[i] = sorted[i].node;
+		}
+		n->lit_text = text;
+		if (n->nlit >= LIT_INDEXED) {
+			n->index = lit_index_build(a, text, n->nlit, lit_index_hash);
+			if (!n->index)
+				goto oom;
+		}
 		for (int i = 0; i < n->nlit; i++)
-			if (!finish(p, a, as_build(n->lit[i].node), bad_route, why, whylen))
+			if (!finish(p, a, as_build(n->lit_node[i]), bad_route, why, whylen))
 				return false;
 	}
 	if (n->capture && !finish(p, a, as_build(n->capture), bad_route, why, whylen))
@@ -299,12 +320,17 @@ static const struct trie_node *find_literal(const struct trie_node *n, struct sp
 {
 	int lo = 0, hi = n->nlit;
 
+	if (n->index) {
+		int at = lit_index_find(n->index, lit_index_hash(seg.ptr, seg.len), seg.ptr, seg.len);
+
+		return at < 0 ? NULL : n->lit_node[at];
+	}
 	while (lo < hi) {
 		int mid = lo + (hi - lo) / 2;
-		int c = span_cmp(&seg, &n->lit[mid].text);
+		int c = span_cmp(&seg, &n->lit_text[mid]);
 
 		if (c == 0)
-			return n->lit[mid].node;
+			return n->lit_node[mid];
 		if (c < 0)
 			hi = mid;
 		else

@@ -672,6 +672,62 @@ START_TEST(thousand_routes)
 }
 END_TEST
 
+/* One node with 1,000 literal children (looked up by hash): each finds its
+ * own route; near misses of a literal (longer, shorter, other case, same
+ * length) fall to the capture sibling; a literal whose subtree has no
+ * match gives way to the capture, too. */
+START_TEST(wide_node)
+{
+	size_t cap = 256 * 1024, n = 0;
+	char *text = malloc(cap), err[1024], scratch[SCRATCH], path[64], want[16];
+	static const char *const to_capture[] = {
+		"/w/k1000", "/w/k", "/w/K5", "/w/k5x", "/w/k05", "/w/x999", "/w/k99 ",
+	};
+	struct route_request req;
+	struct decision d;
+	struct plan *p;
+
+	ck_assert_ptr_nonnull(text);
+	n += (size_t)snprintf(text + n, cap - n, "phase: 1\nbackends: [a, b]\nroutes:\n"
+			      "  - {name: deep, path: /w/k7/more}\n"
+			      "  - {name: cap, path: \"/w/{id}/x\"}\n"
+			      "  - {name: any, path: \"/w/{id}\"}\n");
+	for (int i = 0; i < 1000; i++)
+		n += (size_t)snprintf(text + n, cap - n, "  - {name: r%d, path: /w/k%d}\n", i, i);
+	n += (size_t)snprintf(text + n, cap - n, "phases:\n  - number: 1\n    name: one\n"
+			      "    routes:\n      deep: b\n      cap: b\n      any: b\n");
+	for (int i = 0; i < 1000; i++)
+		n += (size_t)snprintf(text + n, cap - n, "      r%d: a\n", i);
+	ck_assert_uint_lt(n, cap);
+	p = plan_load_buffer("wide.yaml", text, n, err, sizeof(err));
+	ck_assert_msg(p != NULL, "%s", err);
+	for (int i = 0; i < 1000; i++) {
+		snprintf(path, sizeof(path), "/w/k%d", i);
+		snprintf(want, sizeof(want), "r%d", i);
+		req = request("GET", path);
+		router_decide(p, &req, &d, scratch, sizeof(scratch));
+		assert_route(d, want);
+		ck_assert_str_eq(d.backend, "a");
+	}
+	for (size_t i = 0; i < sizeof(to_capture) / sizeof(to_capture[0]); i++) {
+		req = request("GET", to_capture[i]);
+		router_decide(p, &req, &d, scratch, sizeof(scratch));
+		assert_route(d, "any");
+	}
+	req = request("GET", "/w/k5/x");
+	router_decide(p, &req, &d, scratch, sizeof(scratch));
+	assert_route(d, "cap");
+	req = request("GET", "/w/k7/more");
+	router_decide(p, &req, &d, scratch, sizeof(scratch));
+	assert_route(d, "deep");
+	req = request("GET", "/w/k7/mor");
+	router_decide(p, &req, &d, scratch, sizeof(scratch));
+	assert_route(d, NULL);
+	plan_free(p);
+	free(text);
+}
+END_TEST
+
 static Suite *router_suite(void)
 {
 	Suite *s = suite_create("router");
@@ -704,6 +760,7 @@ static Suite *router_suite(void)
 	tcase_add_test(tc, default_backend);
 	tcase_add_test(tc, backtracking);
 	tcase_add_test(tc, thousand_routes);
+	tcase_add_test(tc, wide_node);
 	suite_add_tcase(s, tc);
 	return s;
 }
