@@ -24,8 +24,9 @@
 #include <strings.h>
 
 struct slot {
-	const int *route;  /* route indexes, in priority order */
+	const int *route;  /* route indexes, in priority order; &one when n is 1 */
 	int n;
+	int one;           /* a slot's only route is kept in the node itself */
 };
 
 /* Literal children looked up by hash from this many on; fewer are binary
@@ -172,7 +173,7 @@ static bool make_slot(const struct plan *p, struct arena *a, struct build_slot *
 		n++;
 	if (!n)
 		return true;
-	route = arena_array(a, (size_t)n, sizeof(*route));
+	route = n == 1 ? &out->one : arena_array(a, (size_t)n, sizeof(*route));
 	if (!route)
 		return false;
 	for (int pass = 0; pass < 2; pass++) /* routes with a host first */
