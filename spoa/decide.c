@@ -82,11 +82,15 @@ void decider_init(struct decider *dc, const struct plan *plan)
 		dc->slot[i].route = INT_MIN;
 }
 
-/* A split route's two sides have a slot each, so that clients of both
- * sides do not take turns encoding it. */
+/* One slot per route (and for no route) and, on a split route, one more
+ * for its old side, half the table away, so that clients of both sides do
+ * not take turns encoding it: plans of fewer than DECIDE_SLOTS routes
+ * without splits never share a slot between two routes. */
 static unsigned slot_index(const struct decision *d)
 {
-	return ((unsigned)(d->route_index + 1) * 2 + (d->side == SIDE_OLD)) % DECIDE_SLOTS;
+	unsigned i = (unsigned)(d->route_index + 1) + (d->side == SIDE_OLD ? DECIDE_SLOTS / 2 : 0);
+
+	return i % DECIDE_SLOTS;
 }
 
 /* txn.cutover.side on a split route: which side the client is on. */
