@@ -34,12 +34,15 @@
 #define DEFAULT_LISTEN "127.0.0.1:12345"
 #define DEFAULT_MAX_CONNECTIONS 4096
 #define MAX_THREADS 256
+#define DEFAULT_BATCH_WAIT_US 200
+#define MAX_BATCH_WAIT_US 10000
 
 static const char usage_text[] =
 	"usage: cutover-spoa --config FILE [--listen ADDR:PORT] [--threads N]\n"
 	"                    [--log-format logfmt|json]\n"
 	"                    [--log-level error|warn|info|debug] [--metrics ADDR:PORT]\n"
-	"                    [--max-connections N] [--fallback-dir DIR]\n"
+	"                    [--max-connections N] [--batch-wait MICROSECONDS]\n"
+	"                    [--fallback-dir DIR]\n"
 	"                    [--haproxy-socket PATH] [--state-dir DIR] [--journal FILE]\n"
 	"       cutover-spoa --check FILE [--haproxy-config HAPROXY_CFG | --json]\n"
 	"       cutover-spoa --write-fallback DIR [--haproxy-socket PATH] FILE\n"
@@ -58,6 +61,9 @@ static const char usage_text[] =
 	"  --metrics ADDR:PORT    serve GET /metrics (Prometheus text), /clients,\n"
 	"                         /clients.json, /status, /healthz, /readyz, /version\n"
 	"  --max-connections N    open HAProxy connections at most, default 4096\n"
+	"  --batch-wait US        under load, let a worker's NOTIFYs gather this long at\n"
+	"                         most between reads (fewer wake-ups and system calls per\n"
+	"                         decision); 0 to read at once; default 200, at most 10000\n"
 	"  --state-dir DIR        keep the live phase there (effective.json) across restarts\n"
 	"  --journal FILE         append every phase step, refused or held edit (JSON lines)\n"
 	"  --fallback-dir DIR     write HAProxy's fallback map there for every plan accepted\n"
@@ -99,6 +105,7 @@ struct options {
 	int all_phases;
 	unsigned threads;
 	unsigned max_connections;
+	unsigned batch_wait_us;
 	enum log_level level;
 	enum log_format log_format;
 };
@@ -121,7 +128,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	enum { OPT_PHASE = 256, OPT_ALL_PHASES, OPT_MAX_CONNS, OPT_METRICS, OPT_LOG_LEVEL,
 	       OPT_STATE_DIR, OPT_JOURNAL, OPT_FALLBACK_DIR, OPT_WRITE_FALLBACK,
 	       OPT_HAPROXY_CONFIG, OPT_HAPROXY_SOCKET, OPT_HOST, OPT_JSON, OPT_CLIENT,
-	       OPT_SIDE, OPT_CLIENTS };
+	       OPT_SIDE, OPT_CLIENTS, OPT_BATCH_WAIT };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "listen", required_argument, NULL, 'l' },
@@ -130,6 +137,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "log-format", required_argument, NULL, 'F' },
 		{ "metrics", required_argument, NULL, OPT_METRICS },
 		{ "max-connections", required_argument, NULL, OPT_MAX_CONNS },
+		{ "batch-wait", required_argument, NULL, OPT_BATCH_WAIT },
 		{ "check", required_argument, NULL, 'C' },
 		{ "explain", required_argument, NULL, 'E' },
 		{ "phase", required_argument, NULL, OPT_PHASE },
@@ -188,6 +196,13 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case OPT_MAX_CONNS:
 			if (!parse_count(optarg, 1, 1000000, &o->max_connections)) {
 				fprintf(stderr, "cutover-spoa: --max-connections: 1 to 1000000\n");
+				return 2;
+			}
+			break;
+		case OPT_BATCH_WAIT:
+			if (!parse_count(optarg, 0, MAX_BATCH_WAIT_US, &o->batch_wait_us)) {
+				fprintf(stderr, "cutover-spoa: --batch-wait: 0 to %d microseconds\n",
+					MAX_BATCH_WAIT_US);
 				return 2;
 			}
 			break;
@@ -347,7 +362,7 @@ static int serve(const struct options *o)
 		return 1;
 	}
 	struct workers *ws = workers_start(o->threads, (struct sockaddr *)&addr, addrlen,
-					   o->max_connections, err, sizeof(err));
+					   o->max_connections, o->batch_wait_us, err, sizeof(err));
 	if (!ws) {
 		log_error("--listen %s: %s", o->listen ? o->listen : DEFAULT_LISTEN, err);
 		watcher_stop(st.watcher);
@@ -397,7 +412,9 @@ static int clients(const struct options *o, char **rest, int nrest)
 
 int main(int argc, char **argv)
 {
-	struct options o = { .max_connections = DEFAULT_MAX_CONNECTIONS, .level = LOGL_INFO };
+	struct options o = { .max_connections = DEFAULT_MAX_CONNECTIONS,
+			     .batch_wait_us = DEFAULT_BATCH_WAIT_US,
+			     .level = LOGL_INFO };
 	int rc = parse_options(argc, argv, &o);
 
 	if (rc >= 0)

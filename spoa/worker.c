@@ -228,7 +228,7 @@ static void workers_free(struct workers *ws)
 }
 
 struct workers *workers_start(unsigned n, const struct sockaddr *addr, socklen_t addrlen,
-			      unsigned max_conns, char *err, size_t errlen)
+			      unsigned max_conns, unsigned batch_wait_us, char *err, size_t errlen)
 {
 	struct workers *ws = calloc(1, sizeof(*ws));
 
@@ -256,6 +256,8 @@ struct workers *workers_start(unsigned n, const struct sockaddr *addr, socklen_t
 			w->lfd = sockets_listen(addr, addrlen, true, SOMAXCONN, err, errlen);
 		ws->unlink_on_stop |= addr->sa_family == AF_UNIX && w->lfd >= 0;
 		w->loop = ev_loop_new(EVFLAG_AUTO);
+		if (w->loop)
+			ev_set_io_collect_interval(w->loop, batch_wait_us / 1e6);
 		w->state.metrics = metrics_worker_new();
 		if (w->lfd < 0 || w->loop == NULL || w->state.metrics == NULL) {
 			if (w->lfd >= 0)

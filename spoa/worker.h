@@ -13,9 +13,13 @@ struct workers;
 
 /* Binds n listening sockets on addr and starts n threads. Signals are blocked
  * in the worker threads, so the caller's loop receives them all. Call after
- * runtime_init. Returns NULL with a reason in err on failure. */
+ * runtime_init. batch_wait_us: each loop turn lasts at least that long (libev's
+ * I/O collect interval), so that a busy worker reads NOTIFYs in batches; an
+ * idle one still wakes at its first. Returns NULL with a reason in err on
+ * failure. */
 struct workers *workers_start(unsigned n, const struct sockaddr *addr, socklen_t addrlen,
-			      unsigned max_connections, char *err, size_t errlen);
+			      unsigned max_connections, unsigned batch_wait_us, char *err,
+			      size_t errlen);
 
 /* Graceful stop: stop accepting, AGENT-DISCONNECT status 0 to every
  * connection, wait for them to flush (a few seconds at most), join every

@@ -11,8 +11,10 @@ be alive and serve a fresh connection; at stop, any sanitizer report fails the c
 import contextlib
 import ipaddress
 import re
+import select
 import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -962,6 +964,50 @@ def test_path_bytes_kept(agent):
         assert txn(v)["route"] == spop.string("squids-query"), v
         check_decision(exchange(c, 3, 1, [request()]), 4, backend="new_query",
                        path="/query/api/seafoods/42", routed=True)
+
+
+def test_batch_wait_holds_reads_for_the_window(agent):
+    """With --batch-wait 10000 a worker's loop turn lasts 10 ms: after answering
+    a NOTIFY it waits before reading again, so three NOTIFYs sent 1 ms apart
+    meanwhile get no ACK until the window closes, then all are answered.
+    (Without the wait each is answered within microseconds.) A client
+    descheduled past the window tries again, three times at most."""
+    with agent(extra=("--batch-wait", "10000")) as a:
+        with connect(a) as c:
+            handshake(c)
+            for attempt in range(3):
+                base = 10 * attempt
+                c.send(spop.notify(base + 1, 1, [request()]))
+                n, f = c.recv_frame()  # the first is answered at once
+                assert (f.type, f.sid) == (spop.ACK, base + 1), f
+                early = False
+                for k in range(2, 5):
+                    c.send(spop.notify(base + k, 1, [request()]))
+                    time.sleep(0.001)
+                    early |= bool(select.select([c.sock], [], [], 0)[0])
+                sids = set()
+                for _ in range(3):
+                    n, f = c.recv_frame()
+                    assert f.type == spop.ACK, f
+                    sids.add(f.sid)
+                    check_decision(spop.parse_ack(f), 1, backend="old_query", routed=True)
+                assert sids == {base + 2, base + 3, base + 4}, sids
+                if not early:
+                    break
+            assert not early, "ACKs came while the window was open, in 3 tries of 3"
+        assert_serves(a)
+
+
+def test_batch_wait_bounds(start_agent, plan_file):
+    """--batch-wait takes 0 to 10000 microseconds; anything else is refused at
+    start with exit status 2 and says so."""
+    for bad in ("10001", "-1", "2ms", ""):
+        r = subprocess.run([harness.agent_binary(), "--config", plan_file(1), "--batch-wait", bad],
+                           capture_output=True, text=True, timeout=T)
+        assert r.returncode == 2, (bad, r.returncode, r.stderr)
+        assert "--batch-wait: 0 to 10000 microseconds" in r.stderr, (bad, r.stderr)
+    with start_agent(plan_file(1), extra=("--batch-wait", "0")) as a:
+        assert_serves(a)
 
 
 def test_max_connections_cap(agent):
