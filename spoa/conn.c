@@ -270,6 +270,7 @@ static void handle_notify(struct conn *c, const struct frame *f)
 		return;
 	}
 	c->notifies++;
+	ws->turn_frames++;
 	c->out_len += (size_t)len;
 	if (a.asked)
 		metrics_decision(ws->metrics, &a.d, metrics_now_ns() - t0);
@@ -533,8 +534,20 @@ bool conn_accept(struct worker_state *ws, int fd)
 	return true;
 }
 
+/* Before each poll: wait for more only after a turn of small batches. */
+static void pace(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct worker_state *ws = w->data;
+	bool small = ws->turn_frames > 0 && ws->turn_frames < CONN_BATCH_ENOUGH;
+
+	(void)revents;
+	ev_set_io_collect_interval(loop, small ? ws->batch_wait : 0.);
+	ws->turn_frames = 0;
+}
+
 void worker_state_init(struct worker_state *ws, struct ev_loop *loop, unsigned worker_id,
-		       struct metrics_worker *metrics, void (*released)(struct worker_state *))
+		       struct metrics_worker *metrics, double batch_wait,
+		       void (*released)(struct worker_state *))
 {
 	ws->loop = loop;
 	ws->worker_id = worker_id;
@@ -548,6 +561,12 @@ void worker_state_init(struct worker_state *ws, struct ev_loop *loop, unsigned w
 	ws->released = released;
 	ev_prepare_init(&ws->reaper, reap);
 	ws->reaper.data = ws;
+	ws->batch_wait = batch_wait;
+	ws->turn_frames = 0;
+	ev_prepare_init(&ws->pacer, pace);
+	ws->pacer.data = ws;
+	if (batch_wait > 0)
+		ev_prepare_start(loop, &ws->pacer);
 }
 
 void worker_state_shutdown(struct worker_state *ws)
@@ -569,6 +588,7 @@ void worker_state_shutdown(struct worker_state *ws)
 
 void worker_state_destroy(struct worker_state *ws)
 {
+	ev_prepare_stop(ws->loop, &ws->pacer);
 	while (ws->live) {
 		struct conn *c = ws->live;
 		list_remove(c);

@@ -36,14 +36,24 @@ struct worker_state {
 	unsigned count;           /* open connections */
 	uint64_t next_id;
 	ev_prepare reaper;
+	ev_prepare pacer;         /* sets this turn's batch wait */
+	double batch_wait;        /* seconds; 0: none */
+	unsigned turn_frames;     /* NOTIFYs handled since the last turn began */
 	/* Called (on the worker's thread) after a connection was freed. */
 	void (*released)(struct worker_state *ws);
 	struct decider decider;  /* bound to plan */
 };
 
-/* Takes a plan reference; plan_generation and plan are set from runtime. */
+/* Takes a plan reference; plan_generation and plan are set from runtime.
+ * batch_wait (seconds): a turn of the loop that follows one which handled
+ * some NOTIFYs but fewer than CONN_BATCH_ENOUGH waits that long before
+ * polling (libev's I/O collect interval), so that small batches gather; a
+ * loop that was idle, or whose batches are large already (HAProxy 2.6 sends
+ * many NOTIFYs per write, 3.1 and later one), polls at once. */
+#define CONN_BATCH_ENOUGH 8
 void worker_state_init(struct worker_state *ws, struct ev_loop *loop, unsigned worker_id,
-		       struct metrics_worker *metrics, void (*released)(struct worker_state *));
+		       struct metrics_worker *metrics, double batch_wait,
+		       void (*released)(struct worker_state *));
 
 /* Frees every connection at once and drops the plan reference. Only once
  * the loop no longer runs. */

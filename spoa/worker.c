@@ -256,8 +256,6 @@ struct workers *workers_start(unsigned n, const struct sockaddr *addr, socklen_t
 			w->lfd = sockets_listen(addr, addrlen, true, SOMAXCONN, err, errlen);
 		ws->unlink_on_stop |= addr->sa_family == AF_UNIX && w->lfd >= 0;
 		w->loop = ev_loop_new(EVFLAG_AUTO);
-		if (w->loop)
-			ev_set_io_collect_interval(w->loop, batch_wait_us / 1e6);
 		w->state.metrics = metrics_worker_new();
 		if (w->lfd < 0 || w->loop == NULL || w->state.metrics == NULL) {
 			if (w->lfd >= 0)
@@ -272,7 +270,8 @@ struct workers *workers_start(unsigned n, const struct sockaddr *addr, socklen_t
 		ev_init(&w->stop_tick, on_stop_tick);
 		w->accept_w.data = w->retry_w.data = w->stop_w.data = w->stop_tick.data = w;
 		/* Started before the thread exists: a stop sent early is not lost. */
-		worker_state_init(&w->state, w->loop, w->id, w->state.metrics, on_released);
+		worker_state_init(&w->state, w->loop, w->id, w->state.metrics, batch_wait_us / 1e6,
+				  on_released);
 		metrics_bind_plan(w->state.metrics, w->state.plan);
 		ev_io_start(w->loop, &w->accept_w);
 		ev_async_start(w->loop, &w->stop_w);

@@ -13,9 +13,8 @@ struct workers;
 
 /* Binds n listening sockets on addr and starts n threads. Signals are blocked
  * in the worker threads, so the caller's loop receives them all. Call after
- * runtime_init. batch_wait_us: each loop turn lasts at least that long (libev's
- * I/O collect interval), so that a busy worker reads NOTIFYs in batches; an
- * idle one still wakes at its first. Returns NULL with a reason in err on
+ * runtime_init. batch_wait_us: how long a worker busy with small batches lets
+ * NOTIFYs gather (worker_state_init). Returns NULL with a reason in err on
  * failure. */
 struct workers *workers_start(unsigned n, const struct sockaddr *addr, socklen_t addrlen,
 			      unsigned max_connections, unsigned batch_wait_us, char *err,

@@ -967,11 +967,11 @@ def test_path_bytes_kept(agent):
 
 
 def test_batch_wait_holds_reads_for_the_window(agent):
-    """With --batch-wait 10000 a worker's loop turn lasts 10 ms: after answering
-    a NOTIFY it waits before reading again, so three NOTIFYs sent 1 ms apart
-    meanwhile get no ACK until the window closes, then all are answered.
-    (Without the wait each is answered within microseconds.) A client
-    descheduled past the window tries again, three times at most."""
+    """With --batch-wait 10000, after a turn of fewer than 8 NOTIFYs a worker
+    waits 10 ms before reading again, so three NOTIFYs sent 1 ms apart after
+    one was answered get no ACK until the window closes, then all are
+    answered. (Without the wait each is answered within microseconds.) A
+    client descheduled past the window tries again, three times at most."""
     with agent(extra=("--batch-wait", "10000")) as a:
         with connect(a) as c:
             handshake(c)
