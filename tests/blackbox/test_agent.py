@@ -998,6 +998,31 @@ def test_batch_wait_holds_reads_for_the_window(agent):
         assert_serves(a)
 
 
+def test_batch_wait_not_after_a_large_batch(agent):
+    """After a turn of 8 NOTIFYs or more the worker polls at once: with
+    --batch-wait 10000, a NOTIFY sent right after the ACKs of ten sent in one
+    write is answered well inside the 10 ms it would otherwise wait (5 ms is
+    allowed; three tries, for a client descheduled meanwhile)."""
+    with agent(threads=1, extra=("--batch-wait", "10000")) as a:
+        with connect(a) as c:
+            handshake(c)
+            prompt = False
+            for attempt in range(3):
+                base = 100 * attempt
+                time.sleep(0.02)  # past any window: the ten are read in one turn
+                c.send(b"".join(spop.notify(base + k, 1, [request()]) for k in range(10)))
+                for _ in range(10):
+                    c.recv_frame()
+                c.send(spop.notify(base + 50, 1, [request()]))
+                prompt = bool(select.select([c.sock], [], [], 0.005)[0])
+                n, f = c.recv_frame()
+                assert (f.type, f.sid) == (spop.ACK, base + 50), f
+                if prompt:
+                    break
+            assert prompt, "the NOTIFY after a batch of ten waited, in 3 tries of 3"
+        assert_serves(a)
+
+
 def test_batch_wait_bounds(start_agent, plan_file):
     """--batch-wait takes 0 to 10000 microseconds; anything else is refused at
     start with exit status 2 and says so."""
