@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Check tests for client_key.c: the key of a request's client under each
  * kind of `clients` block, and the plan loader's reading of that block. */
+#include <arpa/inet.h>
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,23 @@ START_TEST(ipv6_as_text)
 }
 END_TEST
 
+/* Every byte value in every position, written as inet_ntop writes it. */
+START_TEST(ipv4_as_inet_ntop_writes_it)
+{
+	char k[CLIENT_KEY_MAX + 1], want[INET_ADDRSTRLEN];
+
+	for (unsigned v = 0; v < 256; v++) {
+		for (int pos = 0; pos < 4; pos++) {
+			struct route_request r = { .src_family = 4, .src = { 10, 200, 3, 99 } };
+			r.src[pos] = (uint8_t)v;
+			ck_assert_ptr_nonnull(inet_ntop(AF_INET, r.src, want, sizeof(want)));
+			ck_assert_uint_eq(client_key(&by_src, &r, k, sizeof(k)), strlen(want));
+			ck_assert_str_eq(k, want);
+		}
+	}
+}
+END_TEST
+
 START_TEST(long_value_cut_at_the_maximum)
 {
 	char k[CLIENT_KEY_MAX + 1], value[200];
@@ -117,6 +135,7 @@ int main(void)
 	tcase_add_test(tc, header_value_is_the_key);
 	tcase_add_test(tc, absent_or_empty_header_falls_back_to_the_address);
 	tcase_add_test(tc, src_ignores_the_header);
+	tcase_add_test(tc, ipv4_as_inet_ntop_writes_it);
 	tcase_add_test(tc, ipv6_as_text);
 	tcase_add_test(tc, long_value_cut_at_the_maximum);
 	tcase_add_test(tc, nothing_known);
