@@ -867,6 +867,66 @@ def rogue_agent_check(names, fault_system):
     return {"sent": sent, "failed": failed, "escaped": escaped, "notifies": rogue.notifies}
 
 
+# Rewrites HAProxy must refuse whoever built them (haproxy.cfg's
+# cutover_bad_path): a byte a path may not carry, a dot segment, plain or
+# encoded in either case, and a leading "//".
+UNSAFE_REWRITES = ["/query/api/x/../admin", "/query/api/x/..", "/..", "/.", "/a/./b",
+                   "/query/api/%2e%2e/admin", "/query/api/%2E%2e", "/q/%2E/x", "//evil.example/x",
+                   "/query/api/x y", "/query/api/x\"y", "/query/api/<x>", "/query/api/x#y"]
+SAFE_REWRITES = ["/query/api/seafoods/1", "/query/api/A-Z_a.z~!$&'()*+,;=:@%41",
+                 "/query/api/...", "/query/api/x..y", "/query/api/.x"]
+
+
+@pytest.mark.timeout(TIMEOUT)
+def test_rogue_agent_unsafe_rewrites_refused(fault_system):
+    """An agent that answers an unsafe path (or 410 link) gets a 400 from
+    HAProxy, never a request with it to an app; safe ones reach the app
+    (the path) or come back as the Link (the 410). The agent never builds such a
+    rewrite (the router refuses it): these rules are HAProxy's own guard."""
+    cases = [(p, "path") for p in UNSAFE_REWRITES + SAFE_REWRITES]
+    cases += [(p, "link") for p in UNSAFE_REWRITES + SAFE_REWRITES]
+    state = {"i": 0}
+
+    def answer(args):
+        value, kind = cases[state["i"] % len(cases)]
+        state["i"] += 1
+        actions = [sc.Action(sc.SET_VAR, sc.SCOPE_TXN, "phase", sc.int64(6)),
+                   sc.Action(sc.SET_VAR, sc.SCOPE_TXN, "route", sc.string("squids-query"))]
+        if kind == "path":
+            actions += [sc.Action(sc.SET_VAR, sc.SCOPE_TXN, "backend", sc.string("old_query")),
+                        sc.Action(sc.SET_VAR, sc.SCOPE_TXN, "path", sc.string(value))]
+        else:
+            actions += [sc.Action(sc.SET_VAR, sc.SCOPE_TXN, "status", sc.int64(410)),
+                        sc.Action(sc.SET_VAR, sc.SCOPE_TXN, "link", sc.string(value))]
+        return actions
+
+    rogue = hostile.RogueAgent(answer)
+    rogue.start()
+    stack = None
+    wrong = []
+    try:
+        stack = fault_system("rogue-paths", 6, agents=0, replicator=False,
+                             agent_override=["127.0.0.1:%d" % rogue.port] * 2)
+        for value, kind in cases:  # one HTTP request per NOTIFY, in order
+            r = stack.request("GET", "/query/api/squids/1")
+            unsafe = value in UNSAFE_REWRITES
+            if unsafe:
+                ok = r.status == 400 and "cannot route this path" in r.text()
+            elif kind == "path":  # reached the app: its page, or its own 404
+                ok = r.status in (200, 404) and "old-query" in r.text() + str(r.header("X-Served-By"))
+            else:
+                ok = r.status == 410 and r.header("Link") == "<%s>; rel=\"successor-version\"" % value
+            if not ok:
+                wrong.append("%s %r: %d %r %r" % (kind, value, r.status, r.header("Link"),
+                                                   r.text()[:80]))
+    finally:
+        crashes = stack.stop() if stack is not None else []
+        rogue.stop()
+    assert not crashes, "with the rogue agent: %s" % crashes
+    assert state["i"] >= len(cases), "the rogue agent was asked %d times" % state["i"]
+    assert not wrong, "\n".join(wrong)
+
+
 # --- valgrind -----------------------------------------------------------------
 
 @pytest.mark.timeout(TIMEOUT)
