@@ -79,6 +79,30 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def wakeups(pid):
+    """Voluntary context switches of every thread of pid: how often it slept
+    (in epoll_wait, a read, a sleep) and was woken."""
+    n = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        n += int(line.split()[1])
+        except OSError:
+            pass  # a thread that ended meanwhile
+    return n
+
+
+def machine_ticks():
+    """(all, steal) CPU ticks of the machine so far, from /proc/stat: steal
+    is the time the hypervisor ran something else while this machine had
+    work (on a shared host it makes every figure here noisier)."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:]]
+    return sum(ticks[:8]), ticks[7]
+
+
 class Processes:
     """Everything the run starts, stopped by PID in reverse order."""
 
@@ -174,8 +198,8 @@ def parse_kv(out):
     return kv
 
 
-def wrk(addr, seconds):
-    argv = ["wrk", "-t1", "-c50", "-d%ds" % seconds, "--latency",
+def wrk(addr, seconds, connections=50):
+    argv = ["wrk", "-t1", "-c%d" % connections, "-d%ds" % seconds, "--latency",
             "-s", os.path.join(HERE, "mix.lua"), "http://%s/" % addr, "--", MIX]
     rc, out, err = run(argv, seconds + 30)
     if rc != 0:
@@ -216,6 +240,8 @@ class Bench:
         self.procs = Processes(self.workdir)
         self.e2e = {v: [] for v in self.variants}
         self.proxies, self.agents_e2e = {}, {}
+        self.launch = {}  # variant: (argv, env, cwd) of its proxy, for callgrind
+        self.haproxy_instructions = {}
         self.direct = {10: [], 1000: []}
         self.routes = {4: [], 1000: []}
         self.instructions = {}
@@ -292,6 +318,7 @@ class Bench:
             cutover = system.Haproxy(env, self.workdir, name="haproxy-cutover")
         except AssertionError as e:
             raise Failure("haproxy-cutover: %s" % e)
+        self.launch["cutover"] = ([self.haproxy, "-db", "-f", system.HAPROXY_CFG], env, ROOT)
         self.procs.procs.append(cutover)
         cutover.addr = "127.0.0.1:%d" % cut_port
         self.proxies["cutover"] = cutover
@@ -306,6 +333,8 @@ class Bench:
             raise Failure("%s: haproxy -c: %s%s" % (name, out, err))
         p = self.procs.start([self.haproxy, "-db", "-f", cfg], name, env=env, port=port)
         p.addr = "127.0.0.1:%d" % port
+        self.launch["peer" if "BENCH_SPOE_CONF" in env else "native"] = (
+            [self.haproxy, "-db", "-f", cfg], env, None)
         return p
 
     @staticmethod
@@ -375,12 +404,14 @@ class Bench:
         p = self.proxies[variant]
         agent = self.agents_e2e.get(variant)
         self.truncate_logs()
-        h0 = cpu_seconds(p.pid)
-        a0 = cpu_seconds(agent.pid) if agent else None
+        h0, hw0 = cpu_seconds(p.pid), wakeups(p.pid)
+        a0, aw0 = (cpu_seconds(agent.pid), wakeups(agent.pid)) if agent else (None, None)
         r = wrk(p.addr, seconds)
         n = max(r["requests"], 1)
         r["haproxy_us"] = (cpu_seconds(p.pid) - h0) * 1e6 / n
+        r["haproxy_wakeups"] = (wakeups(p.pid) - hw0) / n
         r["agent_us"] = (cpu_seconds(agent.pid) - a0) * 1e6 / n if agent else None
+        r["agent_wakeups"] = (wakeups(agent.pid) - aw0) / n if agent else None
         if agent:
             time.sleep(0.2)
             r["fallbacks"], r["spoe_errors"], _ = self.exchanges(variant)
@@ -400,7 +431,55 @@ class Bench:
                 r = self.e2e_round(v, self.wrk_seconds)
                 print("bench: e2e round %d %-7s %8.0f req/s p99 %.2f ms" % (
                     i + 1, v, r["rps"], r["p99"] or 0), file=sys.stderr)
+        self.haproxy_work()
         self.procs.stop_all()
+
+    def haproxy_work(self):
+        """HAProxy's own work per request, per variant, in instructions
+        (user space), which other load on the machine does not change: a
+        second HAProxy of the same configuration under callgrind, on fresh
+        ports, beside the first (same agents, same apps), asked by wrk with
+        10 connections; its counters are zeroed after a warm-up and dumped
+        after the load, and divided by the requests wrk completed."""
+        if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
+            self.notes.append("valgrind not found: no HAProxy instruction counts.")
+            return
+        for v in self.variants:
+            argv, env, cwd = self.launch[v]
+            port = harness.free_port()
+            env = dict(env)
+            for k in ("BENCH_HTTP_BIND", "CUTOVER_HTTP_BIND"):
+                if k in env:
+                    env[k] = "127.0.0.1:%d" % port
+            if "CUTOVER_PROM_BIND" in env:
+                env["CUTOVER_PROM_BIND"] = "127.0.0.1:%d" % harness.free_port()
+            if "CUTOVER_STATS_SOCKET" in env:
+                env["CUTOVER_STATS_SOCKET"] = os.path.join(self.workdir, "callgrind-%s.sock" % v)
+            out = os.path.join(self.workdir, "callgrind-haproxy-%s.out" % v)
+            p = harness.Proc(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out] + argv,
+                             "haproxy-%s-callgrind" % v, env=env, workdir=self.workdir, cwd=cwd)
+            self.procs.procs.append(p)
+            addr = "127.0.0.1:%d" % port
+            try:
+                harness.wait_port("127.0.0.1", port, timeout=60, proc=p.proc)
+            except AssertionError as e:
+                raise Failure("%s under callgrind: %s\n%s" % (v, e, p.log()[-2000:]))
+            wrk(addr, 1 if self.quick else 2, connections=10)
+            run(["callgrind_control", "--zero", str(p.pid)], 30)
+            r = wrk(addr, 2 if self.quick else 6, connections=10)
+            run(["callgrind_control", "--dump", str(p.pid)], 30)
+            self.procs.stop(p)
+            try:
+                with open(out + ".1") as fh:
+                    m = re.search(r"^summary:\s+(\d+)", fh.read(), re.M)
+            except OSError:
+                m = None
+            if m is None or not r["requests"]:
+                self.notes.append("callgrind gave no count for HAProxy (%s)." % v)
+                continue
+            self.haproxy_instructions[v] = int(m.group(1)) / r["requests"]
+            print("bench: HAProxy %-7s %8.0f instructions/request (callgrind, %d requests)"
+                  % (v, self.haproxy_instructions[v], r["requests"]), file=sys.stderr)
 
     # -- 2. the agent alone
     def measure_direct(self):
@@ -469,6 +548,7 @@ class Bench:
 
     def run(self):
         self.load_start = open("/proc/loadavg").read().split()[0]
+        self.ticks_start = machine_ticks()
         try:
             self.measure_e2e()
             if not self.args.e2e_only:
@@ -515,26 +595,37 @@ def report_e2e(b, out):
         "thread(s)" % (b.wrk_seconds, b.agent_threads))
     out("")
     out("| variant | requests/s | × native | p50 ms | p99 ms | HAProxy CPU µs/req | "
-        "agent CPU µs/req | errors |")
-    out("|---|---|---|---|---|---|---|---|")
+        "agent CPU µs/req | HAProxy wake-ups/req | agent wake-ups/req | "
+        "HAProxy instructions/req | errors |")
+    out("|---|---|---|---|---|---|---|---|---|---|---|")
     for v in b.variants:
         rs = b.e2e[v]
-        out("| %s | %s | %s | %s | %s | %s | %s | %d |" % (
+        ins = b.haproxy_instructions.get(v)
+        out("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d |" % (
             LABELS[v], fmt(med([r["rps"] for r in rs])),
             fmt(med(within(b, v, "native")), 3) if v != "native" else "1",
             fmt(med([r["p50"] for r in rs]), 2), fmt(med([r["p99"] for r in rs]), 2),
             fmt(med([r["haproxy_us"] for r in rs]), 1),
             fmt(med([r["agent_us"] for r in rs]), 2) if v != "native" else "–",
+            fmt(med([r["haproxy_wakeups"] for r in rs]), 3),
+            fmt(med([r["agent_wakeups"] for r in rs]), 3) if v != "native" else "–",
+            "{:,.0f}".format(ins) if ins else "n/a",
             sum(r["errors"] for r in rs)))
     if "peer" in b.variants:
-        out("| cutover/peer | %s | | | | %s | %s | |" % (
+        ins = instructions_within(b, "cutover", "peer")
+        out("| cutover/peer | %s | | | | %s | %s | | | %s | |" % (
             fmt(med(within(b, "cutover", "peer")), 3),
             fmt(med(within(b, "cutover", "peer", "haproxy_us")), 3),
-            fmt(med(within(b, "cutover", "peer", "agent_us")), 3)))
+            fmt(med(within(b, "cutover", "peer", "agent_us")), 3),
+            "%.3f" % ins if ins else "n/a"))
     out("")
     out("Medians (min–max) over the rounds; every ratio is taken within a round (the "
         "variants ran back to back) and then its median. CPU is utime + stime from "
-        "/proc over the wrk run, divided by the requests wrk completed.")
+        "/proc over the wrk run, divided by the requests wrk completed; wake-ups are "
+        "voluntary context switches (every thread), likewise. HAProxy instructions/req: "
+        "one run per variant of a second HAProxy of the same configuration under callgrind "
+        "(user space only, so not its system calls), wrk -c10, counted after a warm-up; "
+        "unlike CPU time they do not depend on what else the machine runs.")
     if "peer" in b.variants:
         out("The peer is `%s -n %d -c pipelining`, asked cutover.spoe's message with its "
             "arguments by native.cfg: it answers without routing, HAProxy routes with its "
@@ -547,6 +638,40 @@ def report_e2e(b, out):
         out("Peer: SPOE errors: %d (each such request waited for the exchange, up to "
             "`timeout processing`, then went on; the ACLs route it either way)."
             % sum(r["spoe_errors"] for r in b.e2e["peer"]))
+
+
+def instructions_within(b, variant, base):
+    a, n = b.haproxy_instructions.get(variant), b.haproxy_instructions.get(base)
+    return a / n if a and n else None
+
+
+def report_summary(b, out):
+    """One row in the form of issue 13's table, for this HAProxy."""
+    def cpu(v, key):
+        return fmt(med([r[key] for r in b.e2e[v]]), 1 if key == "haproxy_us" else 2)
+
+    peer = "peer" in b.variants
+    out("## In issue 13's form")
+    out("")
+    out("| HAProxy | native ACLs | SPOE + %s | SPOE + cutover | HAProxy µs/req (native / peer / "
+        "cutover) | agent µs/req (peer / cutover) | HAProxy instructions/req (native / peer / "
+        "cutover) |" % (os.path.basename(b.peer_binary) if peer else "peer"))
+    out("|---|---|---|---|---|---|---|")
+    ins = [b.haproxy_instructions.get(v) for v in ("native", "peer", "cutover")]
+    out("| %s | %s req/s | %s | %s | %s / %s / %s | %s / %s | %s |" % (
+        b.version[0].split()[2] if len(b.version[0].split()) > 2 else b.version[0],
+        fmt(med([r["rps"] for r in b.e2e["native"]])),
+        "%s (%s×)" % (fmt(med([r["rps"] for r in b.e2e["peer"]])),
+                      fmt(med(within(b, "peer", "native")), 3)) if peer else "–",
+        "%s (%s×)" % (fmt(med([r["rps"] for r in b.e2e["cutover"]])),
+                      fmt(med(within(b, "cutover", "native")), 3)),
+        cpu("native", "haproxy_us"), cpu("peer", "haproxy_us") if peer else "–",
+        cpu("cutover", "haproxy_us"), cpu("peer", "agent_us") if peer else "–",
+        cpu("cutover", "agent_us"),
+        " / ".join("{:,.0f}".format(x) if x else "–" for x in ins)))
+    out("")
+    out("Medians (min–max over the rounds); the × figures are the medians of the per-round "
+        "ratios to native.")
 
 
 def report_direct(b, out):
@@ -609,8 +734,10 @@ def targets(b):
         if v3:
             c = med([x["haproxy_us"] for x in b.e2e["cutover"]])[0]
             p = med([x["haproxy_us"] for x in b.e2e["peer"]])[0]
+            ins = instructions_within(b, "cutover", "peer")
             rows.append(("HAProxy µs/req with cutover ≤ with the peer",
-                         "%.1f against %.1f µs" % (c, p), c <= p))
+                         "%.1f against %.1f µs (instructions/req: cutover/peer %s)"
+                         % (c, p, "%.3f" % ins if ins else "not counted"), c <= p))
     else:
         rows.append(("cutover ahead of the peer (same run)", "no --peer given", None))
     limit = 3.0 if v3 else 2.0
@@ -636,11 +763,17 @@ def report(b):
     lines = []
     out = lines.append
     load_end = open("/proc/loadavg").read().split()[0]
+    ticks_end = machine_ticks()
+    all_ticks = ticks_end[0] - b.ticks_start[0]
+    steal = 100.0 * (ticks_end[1] - b.ticks_start[1]) / all_ticks if all_ticks else 0.0
     out("# cutover benchmark, %s" % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     out("")
-    out("%s; %d CPUs; load average %s at the start, %s at the end; %s; %d round(s), "
-        "variants alternated." % (b.version[0], os.cpu_count(), b.load_start, load_end,
-           "quick run (tiny durations: indicative only)" if b.quick else "full run", b.rounds))
+    out("%s; %d CPUs; load average %s at the start, %s at the end; CPU time taken by the "
+        "hypervisor (steal) %.1f %%; %s; %d round(s), variants alternated." % (
+            b.version[0], os.cpu_count(), b.load_start, load_end, steal,
+            "quick run (tiny durations: indicative only)" if b.quick else "full run", b.rounds))
+    out("")
+    report_summary(b, out)
     out("")
     report_e2e(b, out)
     if not b.args.e2e_only:
