@@ -645,6 +645,12 @@ def instructions_within(b, variant, base):
     return a / n if a and n else None
 
 
+def times(triple):
+    """A ratio's median and range: 0.812× (0.701–0.930)."""
+    m, lo, hi = triple
+    return "n/a" if m is None else "%.3f× (%.3f–%.3f)" % (m, lo, hi)
+
+
 def report_summary(b, out):
     """One row in the form of issue 13's table, for this HAProxy."""
     def cpu(v, key):
@@ -661,10 +667,10 @@ def report_summary(b, out):
     out("| %s | %s req/s | %s | %s | %s / %s / %s | %s / %s | %s |" % (
         b.version[0].split()[2] if len(b.version[0].split()) > 2 else b.version[0],
         fmt(med([r["rps"] for r in b.e2e["native"]])),
-        "%s (%s×)" % (fmt(med([r["rps"] for r in b.e2e["peer"]])),
-                      fmt(med(within(b, "peer", "native")), 3)) if peer else "–",
-        "%s (%s×)" % (fmt(med([r["rps"] for r in b.e2e["cutover"]])),
-                      fmt(med(within(b, "cutover", "native")), 3)),
+        "%s; %s" % (fmt(med([r["rps"] for r in b.e2e["peer"]])),
+                    times(med(within(b, "peer", "native")))) if peer else "–",
+        "%s; %s" % (fmt(med([r["rps"] for r in b.e2e["cutover"]])),
+                    times(med(within(b, "cutover", "native")))),
         cpu("native", "haproxy_us"), cpu("peer", "haproxy_us") if peer else "–",
         cpu("cutover", "haproxy_us"), cpu("peer", "agent_us") if peer else "–",
         cpu("cutover", "agent_us"),
