@@ -207,6 +207,18 @@ def wrk(addr, seconds, connections=50):
     return parse_wrk(out)
 
 
+def callgrind_dumped(out):
+    """Instructions counted between `callgrind_control --zero` and the first
+    `--dump` of a run writing to out: that dump is out.1 (out holds start-up,
+    before the zeroing, and shutdown). None without one."""
+    try:
+        with open(out + ".1") as fh:
+            m = re.search(r"^summary:\s+(\d+)", fh.read(), re.M)
+    except OSError:
+        return None
+    return int(m.group(1)) if m else None
+
+
 def spop_load(binary, port, pid, connections, seconds, paths, requests=None, inflight=20):
     argv = [binary, "--connect", "127.0.0.1:%d" % port, "--connections", str(connections),
             "--inflight", str(inflight), "--duration", str(seconds), "--paths", paths,
@@ -469,15 +481,11 @@ class Bench:
             r = wrk(addr, 2 if self.quick else 6, connections=10)
             run(["callgrind_control", "--dump", str(p.pid)], 30)
             self.procs.stop(p)
-            try:
-                with open(out + ".1") as fh:
-                    m = re.search(r"^summary:\s+(\d+)", fh.read(), re.M)
-            except OSError:
-                m = None
-            if m is None or not r["requests"]:
+            total = callgrind_dumped(out)
+            if total is None or not r["requests"]:
                 self.notes.append("callgrind gave no count for HAProxy (%s)." % v)
                 continue
-            self.haproxy_instructions[v] = int(m.group(1)) / r["requests"]
+            self.haproxy_instructions[v] = total / r["requests"]
             print("bench: HAProxy %-7s %8.0f instructions/request (callgrind, %d requests)"
                   % (v, self.haproxy_instructions[v], r["requests"]), file=sys.stderr)
 
@@ -534,17 +542,11 @@ class Bench:
         spop_load(self.load, a.port, a.pid, 10, 120, paths, requests=requests)
         run(["callgrind_control", "--dump", str(a.pid)], 30)
         self.procs.stop(a)
-        # The requested dump is callgrind.out.1; callgrind.out holds start-up
-        # (before the zeroing) and shutdown.
-        try:
-            with open(out + ".1") as fh:
-                m = re.search(r"^summary:\s+(\d+)", fh.read(), re.M)
-        except OSError:
-            m = None
-        if m is None:
+        total = callgrind_dumped(out)
+        if total is None:
             self.notes.append("callgrind gave no dump: no instruction counts.")
             return None
-        return int(m.group(1)) / requests
+        return total / requests
 
     def run(self):
         self.load_start = open("/proc/loadavg").read().split()[0]
