@@ -323,6 +323,23 @@ def wait_agents_up_on(h, timeout=15.0):
         time.sleep(0.05)
 
 
+def wait_peers_deliver(write, writer, reader, tag, timeout=10.0):
+    """A canary write through `write` (a connection to node `writer`), then
+    wait until node `reader` holds its mark: the peer link from writer to
+    reader delivers. HAProxy 2.6's peer sessions sometimes reconnect (seen
+    after a phase change: "coll=1", a handshake 0 s old, and the updates of
+    the time before it not yet taught); measuring reads then would measure
+    that, not read-your-writes."""
+    client = "canary-%s" % tag
+    post(write, client, 0)
+    deadline = time.monotonic() + timeout
+    while not mark_on(reader, client):
+        if time.monotonic() > deadline:
+            raise AssertionError("%s: the mark never reached the other node:\n%s\n%s" % (
+                client, writer.cli("show peers"), reader.cli("show peers")))
+        time.sleep(0.05)
+
+
 def mark_on(h, client):
     """None when the stats socket gave no answer (it sometimes closes at
     once under a tight loop), else whether the client has a mark there."""
@@ -364,6 +381,8 @@ def test_two_haproxy_nodes(stack):
             client = "peers-p%d-%s%s" % (phase, src, dst)
             w, r = KeepAlive(a), KeepAlive(b)
             try:
+                wait_peers_deliver(w, h2 if src == "2" else s.haproxy,
+                                   h2 if dst == "2" else s.haproxy, "p%d-%s%s" % (phase, src, dst))
                 figures[client] = pairs(w, r, client)
             finally:
                 w.close()
