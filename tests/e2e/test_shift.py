@@ -188,11 +188,18 @@ def test_shift_10_50_100(start_system):
 
             # HAProxy's log: each request's side and backend are those of the
             # app that answered it, and a key's unforced requests one side.
-            recs = [r for r in log_records(sysm, logged)
-                    if r.get("phase") == str(phase) and r.get("client") in first]
+            # A line is written once its response has gone: wait for this
+            # phase's own lines, not for a total that other lines may fill.
             forced = set(olds + newk) if percent < 100 else set()
-            assert len(recs) == 2 * len(KEYS) + (len(forced) + 20 if forced else 0), \
-                "phase %d: %d log lines" % (phase, len(recs))
+            want = 2 * len(KEYS) + (len(forced) + 20 if forced else 0)
+            deadline = time.monotonic() + 10
+            while True:
+                recs = [r for r in log_records(sysm, logged)
+                        if r.get("phase") == str(phase) and r.get("client") in first]
+                if len(recs) >= want or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            assert len(recs) == want, "phase %d: %d log lines" % (phase, len(recs))
             logged_sides = {}
             for r in recs:
                 if percent == 100:
