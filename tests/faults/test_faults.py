@@ -12,6 +12,7 @@ is tests/lib/system.py's, each case on its own (started through the
 fault_system fixture, so that it is stopped whatever the case did).
 """
 import concurrent.futures
+import contextlib
 import json
 import os
 import random
@@ -817,6 +818,25 @@ def judge_http(target, status, headers, phase):
     return "answered by the proxy"
 
 
+@contextlib.contextmanager
+def rogue_agent_stack(fault_system, name, answer):
+    """The system at phase 6 with both agents replaced by one rogue agent
+    that answers each NOTIFY's arguments with answer(args)'s actions;
+    yields (stack, rogue). At exit both stop, and HAProxy must not have
+    crashed."""
+    rogue = hostile.RogueAgent(answer)
+    rogue.start()
+    stack = None
+    try:
+        stack = fault_system(name, 6, agents=0, replicator=False,
+                             agent_override=["127.0.0.1:%d" % rogue.port] * 2)
+        yield stack, rogue
+    finally:
+        crashes = stack.stop() if stack is not None else []
+        rogue.stop()
+    assert not crashes, "with the rogue agent: %s" % crashes
+
+
 def rogue_agent_check(names, fault_system):
     """HAProxy with both agents replaced by a rogue one that names, as the
     backend, every name in `names`, bare and without its cutover_ prefix (the
@@ -835,14 +855,9 @@ def rogue_agent_check(names, fault_system):
                 sc.Action(sc.SET_VAR, sc.SCOPE_TXN, "phase", sc.int64(6)),
                 sc.Action(sc.SET_VAR, sc.SCOPE_PROC, "phase", sc.int64(6))]
 
-    rogue = hostile.RogueAgent(answer)
-    rogue.start()
-    stack = None
     sent = failed = 0
     escaped = {}
-    try:
-        stack = fault_system("rogue", 6, agents=0, replicator=False,
-                      agent_override=["127.0.0.1:%d" % rogue.port] * 2)
+    with rogue_agent_stack(fault_system, "rogue", answer) as (stack, rogue):
         for _ in range(len(names) * 3):
             sent += 1
             try:
@@ -860,10 +875,6 @@ def rogue_agent_check(names, fault_system):
                                                "cutover_new_query", "cutover_new_command",
                                                "cutover_default", "cutover_http"}:
                 escaped[backend] = escaped.get(backend, 0) + 1
-    finally:
-        crashes = stack.stop() if stack is not None else []
-        rogue.stop()
-    assert not crashes, "with the rogue agent: %s" % crashes
     return {"sent": sent, "failed": failed, "escaped": escaped, "notifies": rogue.notifies}
 
 
@@ -900,13 +911,8 @@ def test_rogue_agent_unsafe_rewrites_refused(fault_system):
                         sc.Action(sc.SET_VAR, sc.SCOPE_TXN, "link", sc.string(value))]
         return actions
 
-    rogue = hostile.RogueAgent(answer)
-    rogue.start()
-    stack = None
     wrong = []
-    try:
-        stack = fault_system("rogue-paths", 6, agents=0, replicator=False,
-                             agent_override=["127.0.0.1:%d" % rogue.port] * 2)
+    with rogue_agent_stack(fault_system, "rogue-paths", answer) as (stack, _):
         for value, kind in cases:  # one HTTP request per NOTIFY, in order
             r = stack.request("GET", "/query/api/squids/1")
             unsafe = value in UNSAFE_REWRITES
@@ -919,10 +925,6 @@ def test_rogue_agent_unsafe_rewrites_refused(fault_system):
             if not ok:
                 wrong.append("%s %r: %d %r %r" % (kind, value, r.status, r.header("Link"),
                                                    r.text()[:80]))
-    finally:
-        crashes = stack.stop() if stack is not None else []
-        rogue.stop()
-    assert not crashes, "with the rogue agent: %s" % crashes
     assert state["i"] >= len(cases), "the rogue agent was asked %d times" % state["i"]
     assert not wrong, "\n".join(wrong)
 
