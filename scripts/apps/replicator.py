@@ -19,7 +19,9 @@ How (schema in store.py):
   instead of replaying the log; rows the source holds as copies of the
   target's may be stale there.
 - inserts and updates are applied as upserts of the logged state, deletes as
-  deletes, so applying a change twice would be harmless too.
+  deletes with a tombstone, each only over an older version of the row (last
+  writer wins, store.py), so writes both sides took to one entity end the
+  same on both, and applying a change twice would be harmless too.
 - applied log entries are pruned from the source about once a second.
 
 SIGTERM/SIGINT: stop taking new work, apply everything the logs held at that
@@ -70,11 +72,11 @@ class Direction:
         if pos is None:
             return self.snapshot()
         entries = self.src.execute(
-            "SELECT seq, op, id, name, price, origin FROM changes WHERE seq > ? "
+            "SELECT seq, op, id, name, price, version, origin FROM changes WHERE seq > ? "
             "ORDER BY seq LIMIT ?", (pos, BATCH)).fetchall()
         if entries:
-            local = [e for e in entries if e[5] == "local"]
-            self.apply(((e[1], e[2], e[3], e[4]) for e in local), entries[-1][0])
+            local = [e for e in entries if e[6] == "local"]
+            self.apply((e[1:6] for e in local), entries[-1][0])
             self.applied += len(local)
             pos = entries[-1][0]
         self.prune(pos)
@@ -86,12 +88,12 @@ class Direction:
             head = self.head()
             # Only the source side's own rows (by id parity): rows it holds as
             # copies of the target's may be stale there by now.
-            rows = self.src.execute("SELECT id, name, price FROM %s WHERE id %% 2 = ?"
+            rows = self.src.execute("SELECT id, name, price, version FROM %s WHERE id %% 2 = ?"
                                     % self.src_table,
                                     (store.SIDES[self.src_side]["first_id"] % 2,)).fetchall()
         finally:
             self.src.execute("COMMIT")
-        self.apply((("insert", r[0], r[1], r[2]) for r in rows), head)
+        self.apply((("insert",) + r for r in rows), head)
         self.applied += len(rows)
         log("%s: first sync, snapshot of %d rows up to change %d"
             % (self.name, len(rows), head))
@@ -102,14 +104,19 @@ class Direction:
         db.execute("BEGIN IMMEDIATE")
         try:
             db.execute("UPDATE replication_state SET applying = 1")
-            for op, eid, name, price in changes:
+            for op, eid, name, price, version in changes:
                 if op == "delete":
-                    db.execute("DELETE FROM %s WHERE id = ?" % t, (eid,))
-                else:
-                    db.execute("INSERT INTO %s (id, name, price) VALUES (?, ?, ?) "
-                               "ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
-                               "price = excluded.price WHERE name IS NOT excluded.name "
-                               "OR price IS NOT excluded.price" % t, (eid, name, price))
+                    store.bury(db, eid, version)
+                    db.execute("DELETE FROM %s WHERE id = ? AND version < ?" % t, (eid, version))
+                    continue
+                buried = db.execute("SELECT version FROM tombstones WHERE id = ?",
+                                    (eid,)).fetchone()
+                if buried is not None and buried[0] > version:
+                    continue  # deleted here after this write
+                db.execute("INSERT INTO %s (id, name, price, version) VALUES (?, ?, ?, ?) "
+                           "ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
+                           "price = excluded.price, version = excluded.version "
+                           "WHERE version < excluded.version" % t, (eid, name, price, version))
             db.execute("INSERT INTO replication_position (source, seq) VALUES (?, ?) "
                        "ON CONFLICT (source) DO UPDATE SET seq = excluded.seq",
                        (self.src_side, new_pos))

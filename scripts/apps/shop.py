@@ -144,30 +144,30 @@ class Shop:
         return [_entity(r) for r in rows]
 
     def create(self, doc):
+        def write(db):
+            eid = store.allocate_id(db)
+            return store.write_row(db, self.side, eid, doc, insert=True)
+        return _entity(self.write(write))
+
+    def update(self, eid, doc):
+        """Sets the given fields; returns the entity, or None when absent."""
+        row = self.write(lambda db: store.write_row(db, self.side, eid, doc))
+        return _entity(row) if row else None
+
+    def delete(self, eid):
+        return self.write(lambda db: store.delete_row(db, self.side, eid))
+
+    def write(self, fn):
+        """fn(db) in one write transaction; its result."""
         db = self.db()
         db.execute("BEGIN IMMEDIATE")
         try:
-            eid = store.allocate_id(db)
-            db.execute("INSERT INTO %s (id, name, price) VALUES (?, ?, ?)" % self.table,
-                       (eid, doc["name"], doc["price"]))
+            out = fn(db)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        return {"id": eid, "name": doc["name"], "price": doc["price"]}
-
-    def update(self, eid, doc):
-        """Sets the given fields; returns the entity, or None when absent."""
-        db = self.db()
-        sets = ", ".join("%s = ?" % k for k in sorted(doc))
-        row = db.execute("UPDATE %s SET %s WHERE id = ? RETURNING id, name, price"
-                         % (self.table, sets),
-                         [doc[k] for k in sorted(doc)] + [eid]).fetchone()
-        return _entity(row) if row else None
-
-    def delete(self, eid):
-        return self.db().execute("DELETE FROM %s WHERE id = ?" % self.table,
-                                 (eid,)).rowcount > 0
+        return out
 
     def count(self):
         return self.db().execute("SELECT count(*) FROM %s" % self.table).fetchone()[0]

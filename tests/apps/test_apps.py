@@ -241,6 +241,51 @@ def test_replication_does_not_ping_pong():
             assert (st, got) == (200, {"id": eid, "name": "pp2", "price": 2}), (st, got)
 
 
+def test_concurrent_writes_to_both_sides_last_one_wins():
+    """While the agents switch writes from OLD to NEW (phase 6), both sides take
+    writes to one entity before the replicator copies either: a client's PUT
+    on OLD, then its next PUT on NEW. Both sides end with the later write: a
+    delete is not undone by an older update copied after it, nor a newer
+    update by an older delete."""
+    def put(side, eid, name):
+        st, _, got = s[side + "-command"].call("PUT", "/command/api/%s/%d" % (ENTITY[side], eid),
+                                               {"name": name, "price": 1})
+        assert st == 200, (st, got)
+
+    def on(side, eid):
+        st, _, got = s[side + "-query"].call("GET", "/query/api/%s/%d" % (ENTITY[side], eid))
+        return st, got["name"] if st == 200 else None
+
+    with shop() as s:
+        for first, then in (("old", "new"), ("new", "old")):
+            eid = create(s[first + "-command"], first, "made", 1)["id"]
+            drain_once(s)
+            put(first, eid, "earlier on " + first)
+            put(then, eid, "later on " + then)
+            drain_once(s)
+            assert [on(side, eid) for side in ("old", "new")] == [(200, "later on " + then)] * 2
+            put(first, eid, "updated on " + first)
+            st, _, _ = s[then + "-command"].call("DELETE", "/command/api/%s/%d"
+                                                 % (ENTITY[then], eid))
+            assert st == 204
+            drain_once(s)
+            assert [on(side, eid)[0] for side in ("old", "new")] == [404, 404], (first, then)
+            # A write acknowledged after a delete the other side took wins too.
+            eid = create(s[first + "-command"], first, "made", 1)["id"]
+            drain_once(s)
+            st, _, _ = s[then + "-command"].call("DELETE", "/command/api/%s/%d"
+                                                 % (ENTITY[then], eid))
+            assert st == 204
+            put(first, eid, "after the delete on " + first)
+            drain_once(s)
+            assert [on(side, eid) for side in ("old", "new")] == \
+                [(200, "after the delete on " + first)] * 2
+            # The copies settled: another pass changes nothing on either side.
+            before = seq(s.db["old"]), seq(s.db["new"])
+            drain_once(s)
+            assert (seq(s.db["old"]), seq(s.db["new"])) == before
+
+
 def test_sigterm_drains_everything_then_resumes():
     with shop() as s:
         # A long idle interval: what it copies after its first sync, it copies
@@ -284,10 +329,10 @@ def test_first_sync_copies_only_each_sides_own_rows():
                          timeout=60)
     assert out.returncode == 0, out.stderr
     with contextlib.closing(sqlite3.connect(old)) as c:
-        assert c.execute("SELECT * FROM squids ORDER BY id").fetchall() == [
+        assert c.execute("SELECT id, name, price FROM squids ORDER BY id").fetchall() == [
             (1, "squid", 1), (2, "tuna", 2)]
     with contextlib.closing(sqlite3.connect(new)) as c:
-        assert (1, "squid", 1) in c.execute("SELECT * FROM seafoods").fetchall()
+        assert (1, "squid", 1) in c.execute("SELECT id, name, price FROM seafoods").fetchall()
 
 
 def run_load(*args, timeout=60):
