@@ -326,10 +326,12 @@ def wait_agents_up_on(h, timeout=15.0):
 def wait_peers_deliver(write, writer, reader, tag, timeout=10.0):
     """A canary write through `write` (a connection to node `writer`), then
     wait until node `reader` holds its mark: the peer link from writer to
-    reader delivers. HAProxy 2.6's peer sessions sometimes reconnect (seen
-    after a phase change: "coll=1", a handshake 0 s old, and the updates of
-    the time before it not yet taught); measuring reads then would measure
-    that, not read-your-writes."""
+    reader delivers. Two HAProxy 2.6 nodes started together collide on their
+    first peer sessions ("coll=1" in show peers), drop them about 0.8 s
+    later and reconnect within another second, with or without a phase
+    change; marks made meanwhile reach the other node only after that.
+    Measuring reads then would measure the nodes' start-up, not
+    read-your-writes."""
     client = "canary-%s" % tag
     post(write, client, 0)
     deadline = time.monotonic() + timeout
