@@ -10,7 +10,8 @@ edit. Figures are printed (run with -s to see them):
                       than the majority's of their 100 ms window
   jump_and_door       1 -> 8 in one edit walks through every gate in order;
                       8 -> 1 is refused (journal, log) and sends no write to
-                      OLD; then on to 12
+                      OLD; then on to 12; how far apart (journal times) the
+                      two agents entered each phase
 """
 import datetime
 import json
@@ -138,9 +139,13 @@ def test_jump_through_gates_then_the_door_holds():
         time.sleep(2)
         write_atomic(s.plan, plan_text(8, replication=s.replication))  # one edit, seven steps
         wait_effective(s, 8)
+        entered = {}  # phase -> when each agent stepped into it
         for i in range(2):
             recs = journal(s, i)
             steps = [r for r in recs if r["event"] == "step"]
+            for r in steps:
+                entered.setdefault(r["to"], []).append(
+                    datetime.datetime.strptime(r["time"], "%Y-%m-%dT%H:%M:%S.%fZ"))
             assert [(r["from"], r["to"]) for r in steps] == [(k, k + 1) for k in range(1, 8)]
             gated = {r["to"]: [g["gate"] for g in r["gates"] if g["ok"]] for r in steps}
             assert gated[4] == gated[6] == ["replicator-running", "new-db-caught-up"], gated
@@ -168,8 +173,12 @@ def test_jump_through_gates_then_the_door_holds():
         wait_effective(s, 12)
         time.sleep(2)
         rep = stop_load(s, load)
-        print("\n  jump 1->8, refused 8->1, on to 12: %d requests, %d failures, %d lost writes"
-              % (rep["requests"], rep["failures"], rep["lost_writes"]))
+        apart = {p: abs((t[0] - t[1]).total_seconds()) * 1000 for p, t in entered.items()}
+        print("\n  jump 1->8, refused 8->1, on to 12: %d requests, %d failures, %d lost writes; "
+              "the two agents entered phases 4, 6 and 8 (gated) %s ms apart, the others %s ms"
+              % (rep["requests"], rep["failures"], rep["lost_writes"],
+                 "/".join("%.0f" % apart[p] for p in (4, 6, 8)),
+                 "/".join("%.0f" % apart[p] for p in (2, 3, 5, 7))))
         check(rep)
     finally:
         s.stop()
