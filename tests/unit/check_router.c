@@ -239,6 +239,18 @@ static struct decision decide(int phase_number, const char *method, const char *
 	return decide_raw(phase_number - 1, method, path, strlen(path), scratch, sizeof(scratch));
 }
 
+/* A GET of path decided by plan p in its current phase; a rewritten path
+ * lives in a static scratch until the next call. */
+static struct decision get_on(const struct plan *p, const char *path)
+{
+	static char scratch[SCRATCH];
+	struct route_request req = request("GET", path);
+	struct decision d;
+
+	router_decide(p, &req, &d, scratch, sizeof(scratch));
+	return d;
+}
+
 static void assert_route(struct decision d, const char *route)
 {
 	if (!route)
@@ -604,27 +616,22 @@ START_TEST(backtracking)
 		"      lit: a\n"
 		"      cap: {backend: b, rewrite: \"/y/{id}\"}\n"
 		"      deep: {backend: c, rewrite: \"/z/{sub}/{id}/{rest}\"}\n";
-	char err[1024], scratch[SCRATCH];
+	char err[1024];
 	struct plan *p = plan_load_buffer("bt.yaml", text, sizeof(text) - 1, err, sizeof(err));
-	struct route_request req = request("GET", "/x/lit/other");
 	struct decision d;
 
 	ck_assert_msg(p != NULL, "%s", err);
-	router_decide(p, &req, &d, scratch, sizeof(scratch));
+	d = get_on(p, "/x/lit/other");
 	assert_route(d, "cap");
 	assert_path(d, "/y/lit");
-	req = request("GET", "/x/lit/end");
-	router_decide(p, &req, &d, scratch, sizeof(scratch));
+	d = get_on(p, "/x/lit/end");
 	assert_route(d, "lit");
-	req = request("GET", "/x/1/2/3/4");
-	router_decide(p, &req, &d, scratch, sizeof(scratch));
+	d = get_on(p, "/x/1/2/3/4");
 	assert_route(d, "deep");
 	assert_path(d, "/z/2/1/3/4");
-	req = request("GET", "/x/1/2/");
-	router_decide(p, &req, &d, scratch, sizeof(scratch));
+	d = get_on(p, "/x/1/2/");
 	assert_path(d, "/z/2/1/");
-	req = request("GET", "/x/1/2");
-	router_decide(p, &req, &d, scratch, sizeof(scratch));
+	d = get_on(p, "/x/1/2");
 	assert_route(d, NULL);
 	plan_free(p);
 }
@@ -634,7 +641,7 @@ END_TEST
 START_TEST(thousand_routes)
 {
 	size_t cap = 256 * 1024, n = 0;
-	char *text = malloc(cap), err[1024], scratch[SCRATCH], path[64], want[64];
+	char *text = malloc(cap), err[1024], path[64], want[64];
 	struct plan *p;
 
 	ck_assert_ptr_nonnull(text);
@@ -654,12 +661,10 @@ START_TEST(thousand_routes)
 	p = plan_load_buffer("many.yaml", text, n, err, sizeof(err));
 	ck_assert_msg(p != NULL, "%s", err);
 	for (int i = 0; i < 1000; i++) {
-		struct route_request req;
 		struct decision d;
 
 		snprintf(path, sizeof(path), "/svc%d/items/%d", i, i * 7);
-		req = request("GET", path);
-		router_decide(p, &req, &d, scratch, sizeof(scratch));
+		d = get_on(p, path);
 		ck_assert_int_eq(d.route_index, i);
 		ck_assert_str_eq(d.backend, i % 2 ? "a" : "b");
 		if (i % 2 == 0) {
@@ -679,11 +684,10 @@ END_TEST
 START_TEST(wide_node)
 {
 	size_t cap = 256 * 1024, n = 0;
-	char *text = malloc(cap), err[1024], scratch[SCRATCH], path[64], want[16];
+	char *text = malloc(cap), err[1024], path[64], want[16];
 	static const char *const to_capture[] = {
 		"/w/k1000", "/w/k", "/w/K5", "/w/k5x", "/w/k05", "/w/x999", "/w/k99 ",
 	};
-	struct route_request req;
 	struct decision d;
 	struct plan *p;
 
@@ -704,24 +708,19 @@ START_TEST(wide_node)
 	for (int i = 0; i < 1000; i++) {
 		snprintf(path, sizeof(path), "/w/k%d", i);
 		snprintf(want, sizeof(want), "r%d", i);
-		req = request("GET", path);
-		router_decide(p, &req, &d, scratch, sizeof(scratch));
+		d = get_on(p, path);
 		assert_route(d, want);
 		ck_assert_str_eq(d.backend, "a");
 	}
 	for (size_t i = 0; i < sizeof(to_capture) / sizeof(to_capture[0]); i++) {
-		req = request("GET", to_capture[i]);
-		router_decide(p, &req, &d, scratch, sizeof(scratch));
+		d = get_on(p, to_capture[i]);
 		assert_route(d, "any");
 	}
-	req = request("GET", "/w/k5/x");
-	router_decide(p, &req, &d, scratch, sizeof(scratch));
+	d = get_on(p, "/w/k5/x");
 	assert_route(d, "cap");
-	req = request("GET", "/w/k7/more");
-	router_decide(p, &req, &d, scratch, sizeof(scratch));
+	d = get_on(p, "/w/k7/more");
 	assert_route(d, "deep");
-	req = request("GET", "/w/k7/mor");
-	router_decide(p, &req, &d, scratch, sizeof(scratch));
+	d = get_on(p, "/w/k7/mor");
 	assert_route(d, NULL);
 	plan_free(p);
 	free(text);
