@@ -7,8 +7,9 @@
  * length and position inline: a probe reads one entry and compares bytes
  * only when hash and length both match; a key's first 8 bytes are in its
  * entry, the rest in one pool owned by the index, so that a lookup of a
- * short key reads the table alone and no lookup reads the caller's memory. The hash is the caller's, the same at build and at lookup
- * (lit_index_hash, or any other: a constant one makes every key collide). */
+ * short key reads the table alone and no lookup reads the caller's memory.
+ * The hash is the caller's, the same at build and at lookup (lit_index_hash,
+ * or any other: a constant one makes every key collide). */
 #ifndef CUTOVER_LIT_INDEX_H
 #define CUTOVER_LIT_INDEX_H
 
